@@ -1,0 +1,1 @@
+"""Grading tools for the workbook: rubric, reports, submissions and the learner release."""

@@ -1,0 +1,1 @@
+"""Reference solutions: same modules and public API as starters/."""

@@ -1,0 +1,1 @@
+"""Your code: one module per exercise. The tests grade it with `pytest --target=starter`."""
