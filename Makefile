@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check test lint install lock clean
+.PHONY: check test lint install lock clean notebooks
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -19,10 +19,15 @@ check: $(INSTALLED)
 	@$(BIN)/python -m pytest --target=starter -q --no-header -p no:warnings --tb=line $(PYTEST_ARGS); \
 	  status=$$?; if [ $$status -le 1 ]; then exit 0; else exit $$status; fi
 
-# The whole suite against the reference solutions: it must pass.
+# The whole suite against the reference solutions, the walkthrough notebooks and the linter: all must pass.
 test: $(INSTALLED)
 	$(BIN)/python -m pytest --target=solution $(PYTEST_ARGS)
+	WORKBOOK_TARGET=solution $(BIN)/python -m pytest --nbval notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
 	$(BIN)/ruff check .
+
+# Re-runs every walkthrough and saves its outputs (commit them: learners read them rendered).
+notebooks: $(INSTALLED)
+	cd notebooks && WORKBOOK_TARGET=solution ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace *.ipynb
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
