@@ -1,0 +1,221 @@
+"""Task 3: MultiSourceReadinessSensor and the three seed conditions against the ML data sources."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from tests.harness import make_context
+
+
+class Switch:
+    """A condition the test turns on and off; counts its calls."""
+
+    def __init__(self, ready: bool = False) -> None:
+        self.ready = ready
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.ready
+
+
+def broken() -> bool:
+    raise ConnectionError("catalog database unreachable")
+
+
+def make_sensor(sensors, conditions, **kwargs):
+    return sensors.MultiSourceReadinessSensor(conditions=conditions, task_id="wait_for_sources", **kwargs)
+
+
+def poke(sensor):
+    return sensor.poke(make_context(sensor))
+
+
+def is_done(result) -> bool:
+    return bool(result.is_done if isinstance(result, PokeReturnValue) else result)
+
+
+@pytest.mark.criterion("ex04.t3.all_mode")
+def test_all_mode_waits_for_every_condition(sensors):
+    a, b, c = Switch(), Switch(), Switch()
+    sensor = make_sensor(sensors, {"a": a, "b": b, "c": c}, require_all=True)
+    seen = []
+    for switch in (a, b, c):
+        switch.ready = True
+        seen.append(is_done(poke(sensor)))
+    assert seen == [False, False, True], (
+        f"poke() in all-mode as conditions became ready one by one: expected [False, False, True], got {seen}"
+    )
+    a.ready = False
+    assert not is_done(poke(sensor)), "poke() in all-mode after condition 'a' went back to not ready: expected False"
+
+
+@pytest.mark.criterion("ex04.t3.any_mode")
+def test_any_mode_needs_one(sensors):
+    a, b = Switch(), Switch()
+    sensor = make_sensor(sensors, {"a": a, "b": b}, require_all=False)
+    assert not is_done(poke(sensor)), "poke() in any-mode with no condition ready: expected False"
+    b.ready = True
+    assert is_done(poke(sensor)), "poke() in any-mode with condition 'b' ready: expected True"
+
+
+@pytest.mark.criterion("ex04.t3.any_mode")
+def test_any_mode_is_not_fooled_by_an_error(sensors):
+    sensor = make_sensor(sensors, {"broken": broken, "off": Switch()}, require_all=False)
+    assert not is_done(poke(sensor)), "poke() in any-mode with one raising and one unready condition: expected False"
+
+
+@pytest.mark.criterion("ex04.t3.condition_status")
+def test_status_per_condition_is_returned_as_xcom(sensors):
+    a, b = Switch(True), Switch()
+    sensor = make_sensor(sensors, {"a": a, "b": b})
+    poke(sensor)
+    b.ready = True
+    result = poke(sensor)
+    assert isinstance(result, PokeReturnValue) and result.is_done, (
+        f"poke() in all-mode with both conditions ready: expected PokeReturnValue(is_done=True, ...), got {result!r}"
+    )
+    status = result.xcom_value
+    assert set(status) == {"a", "b"} and all(s["status"] == "ready" for s in status.values()), (
+        f"poke(): expected XCom {{condition: {{'status': 'ready', ...}}}} for a and b, got {status!r}"
+    )
+    first_a = datetime.fromisoformat(status["a"]["first_ready_at"])
+    first_b = datetime.fromisoformat(status["b"]["first_ready_at"])
+    assert first_a <= first_b, f"'a' was ready a poke before 'b': expected first_ready_at a <= b, got {status!r}"
+    assert status["a"]["checks"] == 2, f"'a' was checked on 2 pokes: expected checks == 2, got {status['a']!r}"
+
+
+@pytest.mark.criterion("ex04.t3.condition_status")
+def test_each_poke_logs_every_condition(sensors, sensor_log):
+    sensor = make_sensor(sensors, {"behavior_logs": Switch(True), "catalog": Switch(), "inventory": broken})
+    poke(sensor)
+    text = sensor_log.text
+    for name, status in (("behavior_logs", "ready"), ("catalog", "waiting"), ("inventory", "error")):
+        assert any(name in line and status in line for line in sensor_log.messages), (
+            f"poke(): expected a log line for condition {name!r} with status {status!r}, got {text!r}"
+        )
+
+
+@pytest.mark.criterion("ex04.t3.raising_condition")
+def test_a_raising_condition_counts_as_not_ready(sensors, sensor_log):
+    ok = Switch(True)
+    sensor = make_sensor(sensors, {"ok": ok, "broken": broken})
+    try:
+        result = poke(sensor)
+    except Exception as exc:
+        pytest.fail(f"poke() with a condition that raises ConnectionError raised {type(exc).__name__}: {exc}; "
+                    f"expected not ready")
+    assert not is_done(result), f"poke() in all-mode with a raising condition: expected not done, got {result!r}"
+    status = sensor.condition_status["broken"]
+    assert status["status"] == "error" and "catalog database unreachable" in (status["last_error"] or ""), (
+        f"condition_status['broken'] after it raised: expected status 'error' and the last error, got {status!r}"
+    )
+    assert any("catalog database unreachable" in m for m in sensor_log.at_least("warning")), (
+        f"poke(): expected the condition's error logged as a warning, got {sensor_log.messages}"
+    )
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
+    sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": Switch()},
+                         condition_timeouts={"late_feed": 60})
+    assert not is_done(poke(sensor)), "first poke(), 'late_feed' within its timeout: expected not done"
+    _travel(sensors, monkeypatch, seconds=61)
+    with pytest.raises(AirflowException) as raised:
+        poke(sensor)
+    assert "late_feed" in str(raised.value), (
+        f"poke() 61 s in, 'late_feed' has a 60 s timeout: expected a failure naming it, got {raised.value!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, monkeypatch):
+    slow, slower = Switch(), Switch()
+    sensor = make_sensor(sensors, {"slow": slow, "slower": slower}, require_all=False,
+                         condition_timeouts={"slow": 60, "slower": 120})
+    poke(sensor)
+    _travel(sensors, monkeypatch, seconds=61)
+    assert not is_done(poke(sensor)), "poke() in any-mode, 'slow' timed out, 'slower' still in time: expected False"
+    assert sensor.condition_status["slow"]["status"] == "timed_out", (
+        f"condition_status['slow'] past its 60 s: expected 'timed_out', got {sensor.condition_status['slow']!r}"
+    )
+    calls = slow.calls
+    slow.ready = True
+    poke(sensor)
+    assert slow.calls == calls, "poke() in any-mode: a timed-out condition must not be checked any more"
+    _travel(sensors, monkeypatch, seconds=121)
+    with pytest.raises(AirflowException) as raised:
+        poke(sensor)
+    assert "slower" in str(raised.value), f"every condition timed out: expected a failure, got {raised.value!r}"
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_behavior_logs_fresh(sensors, ml_data):
+    check = sensors.behavior_logs_fresh(ml_data.behavior_dir, max_age_minutes=60)
+    assert check() is False, "behavior_logs_fresh() on an empty folder: expected False"
+    ml_data.add_behavior_log(age_minutes=90)
+    assert check() is False, "behavior_logs_fresh(max_age_minutes=60) with only a 90-minute-old log: expected False"
+    ml_data.advance(20)  # the simulator drops a fresh log
+    assert check() is True, "behavior_logs_fresh() after a fresh log appeared: expected True"
+    missing = sensors.behavior_logs_fresh(ml_data.root / "nowhere")
+    assert missing() is False, "behavior_logs_fresh() on a folder that does not exist yet: expected False"
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_catalog_version_above(sensors, ml_data):
+    check = sensors.catalog_version_above(ml_data.catalog_url, min_version=100)
+    results = []
+    for at in (0, 20, 30):  # versions 98, 100, 101
+        ml_data.advance(at - ml_data.elapsed())
+        results.append((ml_data.catalog_version, check()))
+    assert results == [(98, False), (100, False), (101, True)], (
+        f"catalog_version_above(min_version=100) as the version climbed: expected "
+        f"[(98, False), (100, False), (101, True)], got {results}"
+    )
+    ml_data.catalog_failing = True
+    with pytest.raises(Exception):  # noqa: B017 - the sensor turns any error into status "error"
+        check()
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_inventory_snapshot_today(sensors, ml_data):
+    check = sensors.inventory_snapshot_today(ml_data.inventory_path)
+    assert check() is False, "inventory_snapshot_today() before the snapshot exists: expected False"
+    ml_data.write_inventory(datetime.now(UTC).date() - timedelta(days=1))
+    assert check() is False, "inventory_snapshot_today() on yesterday's snapshot: expected False"
+    ml_data.advance(40)
+    assert check() is True, "inventory_snapshot_today() after today's snapshot appeared: expected True"
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_the_three_together(sensors, ml_data):
+    sensor = make_sensor(sensors, {
+        "behavior_logs": sensors.behavior_logs_fresh(ml_data.behavior_dir),
+        "catalog": sensors.catalog_version_above(ml_data.catalog_url),
+        "inventory": sensors.inventory_snapshot_today(ml_data.inventory_path),
+    })
+    seen = []
+    for at in (0, 20, 30, 40):
+        ml_data.advance(at - ml_data.elapsed())
+        result = poke(sensor)
+        seen.append(is_done(result))
+    assert seen == [False, False, False, True], (
+        f"poke() at 0, 20, 30, 40 s as the feeds arrive (logs 20 s, catalog > 100 at 30 s, inventory 40 s): "
+        f"expected [False, False, False, True], got {seen}"
+    )
+
+
+def _travel(sensors, monkeypatch, seconds: float) -> None:
+    """Move the sensor's notion of now forward (it reads airflow.sdk.timezone.utcnow or time)."""
+    import time as time_module
+
+    from airflow.sdk import timezone
+
+    real_utcnow, real_time, real_monotonic = timezone.utcnow, time_module.time, time_module.monotonic
+    monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(seconds=seconds))
+    monkeypatch.setattr(time_module, "time", lambda: real_time() + seconds)
+    monkeypatch.setattr(time_module, "monotonic", lambda: real_monotonic() + seconds)

@@ -1,0 +1,195 @@
+"""Task 4: AdaptiveFileSensor: the seed's adaptive rule, a history that outlives the run, the real wait."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from airflow.sdk import PokeReturnValue, timezone
+from airflow.sdk.exceptions import AirflowRescheduleException
+
+from tests.harness import make_context
+from tests.harness.context import call_execute
+
+
+@pytest.fixture
+def drop(tmp_path):
+    folder = tmp_path / "partner-drop"
+    folder.mkdir()
+    return folder / "daily_export.csv"
+
+
+@pytest.fixture
+def history(tmp_path):
+    return tmp_path / "state" / "adaptive_history.json"
+
+
+def make_sensor(sensors, filepath, history_path, **kwargs):
+    kwargs.setdefault("initial_interval", 60)
+    kwargs.setdefault("min_interval", 30)
+    kwargs.setdefault("max_interval", 300)
+    return sensors.AdaptiveFileSensor(filepath=str(filepath), history_path=str(history_path),
+                                      task_id="wait_for_export", **kwargs)
+
+
+def record(sensor, successes: int, failures: int) -> None:
+    for _ in range(failures):
+        sensor.record_attempt(False, 0.01)
+    for _ in range(successes):
+        sensor.record_attempt(True, 0.01)
+
+
+def is_done(result) -> bool:
+    return bool(result.is_done if isinstance(result, PokeReturnValue) else result)
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+@pytest.mark.parametrize(
+    ("successes", "failures", "expected", "why"),
+    [
+        (9, 1, 90, "90 % success: 60 s + 50 %"),
+        (2, 8, 42, "20 % success: 60 s - 30 %"),
+        (5, 5, 60, "50 % success: unchanged"),
+        (8, 2, 60, "exactly 80 % is not above 80 %: unchanged"),
+        (3, 7, 60, "exactly 30 % is not below 30 %: unchanged"),
+    ],
+)
+def test_the_seed_rule(sensors, drop, history, successes, failures, expected, why):
+    sensor = make_sensor(sensors, drop, history)
+    record(sensor, successes, failures)
+    got = sensor.calculate_adaptive_interval()
+    assert got == pytest.approx(expected, abs=1), (
+        f"calculate_adaptive_interval() after {successes} successes and {failures} failures ({why}): "
+        f"expected {expected}, got {got}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+def test_clamped_to_min_and_max(sensors, drop, history):
+    fast = make_sensor(sensors, drop, history, initial_interval=250)
+    record(fast, 10, 0)
+    assert fast.calculate_adaptive_interval() == 300, "250 s + 50 % with max_interval=300: expected 300"
+    slow = make_sensor(sensors, drop.with_name("other.csv"), history, initial_interval=35)
+    record(slow, 0, 10)
+    assert slow.calculate_adaptive_interval() == 30, "35 s - 30 % with min_interval=30: expected 30"
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+def test_only_the_last_history_size_attempts_count(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history, history_size=5)
+    record(sensor, successes=5, failures=20)  # 20 old failures, then 5 successes
+    got = sensor.calculate_adaptive_interval()
+    assert got == pytest.approx(90, abs=1), (
+        f"history_size=5, last 5 attempts all successes after 20 failures: expected 90 (+50 %), got {got}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.history_persists")
+def test_history_survives_a_new_instance_keyed_by_path(sensors, drop, history):
+    first = make_sensor(sensors, drop, history, history_size=5)
+    record(first, successes=5, failures=2)
+    again = make_sensor(sensors, drop, history, history_size=5)  # the next DAG run
+    other = make_sensor(sensors, drop.with_name("other.csv"), history, history_size=5)
+    assert again.calculate_adaptive_interval() == pytest.approx(90, abs=1), (
+        "a new instance watching the same path, whose last 5 attempts were successes: expected 90"
+    )
+    assert other.calculate_adaptive_interval() == 60, "an instance watching another path: expected its own (empty) history"
+    data = json.loads(history.read_text())
+    assert str(drop) in data, f"the history file must be keyed by the watched path; keys are {list(data)}"
+    assert len(data[str(drop)]["attempts"]) == 5, (
+        f"history_size=5 after 7 attempts: expected 5 attempts kept, got {len(data[str(drop)]['attempts'])}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.history_persists")
+def test_poke_records_each_attempt(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history)
+    sensor.poke(make_context(sensor))
+    drop.write_text("id,value\n")
+    result = sensor.poke(make_context(sensor))
+    assert is_done(result), f"poke() after the file arrived: expected done, got {result!r}"
+    attempts = json.loads(history.read_text())[str(drop)]["attempts"]
+    assert [a["success"] for a in attempts] == [False, True], (
+        f"two pokes (missing, then present): expected attempts [False, True] in the history, got {attempts}"
+    )
+    assert all(isinstance(a["duration"], float | int) and a["duration"] >= 0 for a in attempts), attempts
+
+
+@pytest.mark.criterion("ex04.t4.interval_is_waited")
+def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypatch):
+    import airflow.sdk.bases.sensor as sensor_module
+
+    sensor = make_sensor(sensors, drop, history, timeout=3600)
+    record(sensor, successes=0, failures=10)  # 60 s - 30 % = 42 s
+    slept: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        drop.write_text("arrived\n")
+
+    monkeypatch.setattr(sensor_module.time, "sleep", fake_sleep)
+    call_execute(sensor)
+    assert slept == [pytest.approx(42, abs=1)], (
+        f"execute() in poke mode, history 0 % success, initial 60 s: expected Airflow to sleep 42 s once, "
+        f"slept {slept}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.interval_is_waited")
+def test_reschedule_mode_reschedules_at_the_adaptive_interval(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+    record(sensor, successes=10, failures=0)  # 60 s + 50 % = 90 s
+    before = timezone.utcnow()
+    with pytest.raises(AirflowRescheduleException) as raised:
+        call_execute(sensor)
+    waited = raised.value.reschedule_date - before
+    assert timedelta(seconds=88) <= waited <= timedelta(seconds=92), (
+        f"execute() in reschedule mode, history mostly successes: expected a reschedule ~90 s later "
+        f"(the adaptive interval), got {waited.total_seconds():.1f} s"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.manual_override")
+def test_override_interval_wins(sensors, drop, history, monkeypatch):
+    import airflow.sdk.bases.sensor as sensor_module
+
+    sensor = make_sensor(sensors, drop, history, override_interval=5, timeout=3600)
+    record(sensor, successes=10, failures=0)
+    slept: list[float] = []
+    monkeypatch.setattr(sensor_module.time, "sleep", lambda s: (slept.append(s), drop.write_text("x")))
+    call_execute(sensor)
+    assert slept == [5], f"execute() with override_interval=5: expected one sleep of 5 s, got {slept}"
+
+
+@pytest.mark.criterion("ex04.t4.manual_override")
+def test_override_from_the_run_conf(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+    record(sensor, successes=10, failures=0)
+    context = make_context(sensor, conf={"poll_interval_override": 10})
+    before = timezone.utcnow()
+    with pytest.raises(AirflowRescheduleException) as raised:
+        call_execute(sensor, context)
+    waited = (raised.value.reschedule_date - before).total_seconds()
+    assert 9 <= waited <= 12, (
+        f"execute() with dag_run.conf poll_interval_override=10: expected a reschedule ~10 s later, got {waited:.1f} s"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.metrics")
+def test_metrics(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history)
+    sensor.record_attempt(False, 0.2)
+    sensor.record_attempt(False, 0.4)
+    sensor.record_attempt(True, 0.6)
+    metrics = sensor.metrics()
+    assert metrics["attempts"] == 3 and metrics["success_rate"] == pytest.approx(1 / 3), (
+        f"metrics() after 2 failures and 1 success: expected attempts 3, success_rate 1/3, got {metrics}"
+    )
+    assert metrics["mean_duration"] == pytest.approx(0.4), f"metrics(): expected mean_duration 0.4, got {metrics}"
+    assert metrics["current_interval"] == 60, f"metrics(): expected current_interval 60, got {metrics}"
+    drop.write_text("x")
+    result = sensor.poke(make_context(sensor))
+    assert isinstance(result, PokeReturnValue) and result.xcom_value["attempts"] == 4, (
+        f"poke() when the file is there: expected PokeReturnValue with the metrics as XCom, got {result!r}"
+    )
