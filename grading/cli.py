@@ -1,0 +1,48 @@
+"""The workbook's grading tool: check your progress, get hints, grade (and, for instructors, grade
+submissions, build the learner release and verify the suite).
+
+`python -m grading COMMAND` or `workbook COMMAND`. Learner releases ship check, hint and grade only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from grading.rubric import RubricError, find_root
+from grading.runner import GradingError
+
+# Learner commands first; the instructor-only modules are left out of the learner release.
+COMMAND_MODULES = ("check", "hint", "grade", "submission", "release", "instrument")
+MODULE_FILES = {"hint": "hints"}
+EXIT_COULD_NOT_RUN = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="workbook", description=__doc__.split("\n")[0])
+    main_parser.add_argument("--root", type=Path, default=None,
+                             help="the workbook folder (default: the one around the current folder)")
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"grading.{MODULE_FILES.get(name, name)}")
+        except ModuleNotFoundError as error:
+            if error.name != f"grading.{MODULE_FILES.get(name, name)}":
+                raise
+            continue  # an instructor command, not in this (learner) release
+        module.register(commands)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.root = (args.root or find_root()).resolve()
+        return args.handler(args)
+    except (RubricError, GradingError, KeyError) as error:
+        print(f"workbook {args.command}: {error.args[0] if error.args else error}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,210 @@
+"""The pytest side of grading, loaded with `-p grading.pytest_plugin` into the graded run.
+
+It records what happened to every test as JSON lines, one line as soon as it is known, so a run that
+crashes or is cut short still leaves everything up to the last test. Optionally it gates slow tests:
+
+- `--grading-gate=exercise`: an exercise's integration tests run only when its unit tests passed, its
+  e2e tests only when its integration tests passed too (the learner's fast loop);
+- `--grading-gate=criterion`: a test is not run when every criterion it proves already failed (enough to
+  show that a criterion earns nothing, e.g. that the shipped starters earn 0 %).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPEED_CLASSES = {"integration": 1, "e2e": 2}
+MESSAGE_LIMIT = 300
+_record_key = pytest.StashKey[dict[str, Any]]()
+_gate_key = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grading", "workbook grading")
+    group.addoption("--grading-record", default=None, help="write one JSON line per test event to this file")
+    group.addoption("--grading-gate", choices=("none", "exercise", "criterion"), default="none",
+                    help="skip slow tests that cannot change the outcome (see grading.pytest_plugin)")
+    group.addoption("--grading-deselect", default=None,
+                    help="a file of node ids (one a line) not to run, e.g. the ones a crashed run already did")
+
+
+class Recorder:
+    def __init__(self, path: Path, gate: str) -> None:
+        self.file = path.open("a", encoding="utf-8")
+        self.gate = gate
+        self.reports: dict[str, list[pytest.TestReport]] = {}
+        self.exercise_failed: dict[str, int] = {}  # exercise -> the fastest speed class that failed in it
+        self.criterion_failed: set[str] = set()
+
+    def write(self, **event: Any) -> None:
+        self.file.write(json.dumps(event, default=str) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    # ---- collection ------------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        deselect_file = config.getoption("--grading-deselect")
+        if deselect_file:
+            done = set(Path(deselect_file).read_text(encoding="utf-8").split("\n")) - {""}
+            keep = [item for item in items if item.nodeid not in done]
+            config.hook.pytest_deselected(items=[item for item in items if item.nodeid in done])
+            items[:] = keep
+        for item in items:
+            self.write(event="collected", nodeid=item.nodeid, path=_relative_path(item, config),
+                       criteria=_criteria(item), speed=_speed(item))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.write(event="collection_error", path=report.nodeid, message=_collect_message(report))
+
+    # ---- running ---------------------------------------------------------------------------------------
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.write(event="start", nodeid=nodeid, at=time.time())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        reason = self._gate_reason(item)
+        if reason:
+            item.stash[_gate_key] = reason
+            pytest.skip(reason)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        report.grading_message = _message(report, call)
+        report.grading_not_run = item.stash.get(_gate_key, None) is not None
+        report.grading_criteria = _criteria(item)
+        report.grading_speed = _speed(item)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.reports.setdefault(report.nodeid, []).append(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        reports = self.reports.pop(nodeid, [])
+        outcome, message, timed_out = "passed", "", False
+        for report in reports:
+            if getattr(report, "grading_not_run", False):
+                outcome, message = "not_run", report.grading_message
+                break
+            if report.failed:
+                outcome = "failed" if report.when == "call" else "error"
+                message = report.grading_message
+                timed_out = "Timeout" in message and "pytest-timeout" in message
+                break
+            if report.skipped:
+                # A skip earns nothing: a submission must not be able to skip its way to points.
+                outcome, message = "skipped", report.grading_message
+                break
+        if not reports:
+            outcome, message = "error", "pytest reported nothing for this test"
+        duration = sum(r.duration for r in reports)
+        self.write(event="result", nodeid=nodeid, outcome=outcome, message=message, timed_out=timed_out,
+                   duration=round(duration, 3))
+        if outcome != "passed" and outcome != "not_run" and reports:
+            last = reports[-1]
+            criteria = getattr(last, "grading_criteria", [])
+            self.criterion_failed.update(criteria)
+            for exercise in {c.split(".", 1)[0] for c in criteria}:
+                speed = getattr(last, "grading_speed", 0)
+                self.exercise_failed[exercise] = min(self.exercise_failed.get(exercise, speed), speed)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.write(event="finish", exitstatus=int(exitstatus))
+
+    def _gate_reason(self, item: pytest.Item) -> str | None:
+        criteria = _criteria(item)
+        if self.gate == "criterion" and criteria and set(criteria) <= self.criterion_failed:
+            return "not run: its criteria already failed in another test"
+        if self.gate == "exercise":
+            speed = _speed(item)
+            for exercise in {c.split(".", 1)[0] for c in criteria}:
+                failed_at = self.exercise_failed.get(exercise)
+                if failed_at is not None and failed_at < speed:
+                    slower = "unit" if failed_at == 0 else "integration"
+                    return f"not run yet: {exercise}'s {slower} tests fail first"
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("--grading-record")
+    if path:
+        recorder = Recorder(Path(path), config.getoption("--grading-gate"))
+        config.stash[_record_key] = {"recorder": recorder}
+        config.pluginmanager.register(recorder, "grading-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_record_key, None)
+    if state:
+        state["recorder"].close()
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+def _criteria(item: pytest.Item) -> list[str]:
+    return [str(m.args[0]) for m in item.iter_markers("criterion") if m.args]
+
+
+def _speed(item: pytest.Item) -> int:
+    return max((SPEED_CLASSES.get(m.name, 0) for m in item.iter_markers()), default=0)
+
+
+def _relative_path(item: pytest.Item, config: pytest.Config) -> str:
+    try:
+        return Path(item.path).resolve().relative_to(config.rootpath.resolve()).as_posix()
+    except ValueError:
+        return str(item.path)
+
+
+def _one_line(text: str) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+
+
+def starter_todo(exc: BaseException | None) -> str | None:
+    """A starter's `NotImplementedError("Exercise 4 · Task 1: ...")`, anywhere in the exception chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NotImplementedError) and str(exc).startswith("Exercise"):
+            return f"NotImplementedError: {_one_line(str(exc))}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
+    """The one line a learner needs: the starter's todo as is, else the exception's first line."""
+    if report.passed:
+        return ""
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        return _one_line(str(reason).removeprefix("Skipped: "))
+    excinfo = call.excinfo
+    if excinfo is not None:
+        todo = starter_todo(excinfo.value)
+        if todo:
+            return todo
+        return _one_line(excinfo.exconly()) or excinfo.typename
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return _one_line(crash.message if crash else str(report.longrepr))
+
+
+def _collect_message(report: pytest.CollectReport) -> str:
+    text = str(report.longrepr)
+    # pytest's import-error report ends with the exception line ("E   ModuleNotFoundError: ..."): keep that.
+    errors = [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("E ")]
+    for line in reversed(errors):
+        if line and not line.startswith("^"):
+            todo_at = line.find("NotImplementedError: Exercise")
+            return _one_line(line[todo_at:] if todo_at >= 0 else line)
+    return _one_line(text.splitlines()[-1] if text.strip() else "could not be collected")

@@ -1,0 +1,244 @@
+"""`release OUT_DIR`: the learner repo. Exercises (rubric without hidden criteria), starters, fixtures,
+notebooks, public tests, the harness, grading's learner commands, a README for learners, Makefile,
+pyproject and constraints. No solutions/, no hidden tests, no instructor tools, and no solution code
+anywhere: the release is searched for the solutions' source lines before it is declared done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grading.rubric import RUBRIC_PATH, Rubric, load
+from grading.runner import GradingError
+
+# Whole folders shipped as they are (minus caches and the exclusions below).
+FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
+FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
+# grading/ for learners: the commands that need nothing but the public material (grade, check, hint).
+INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "ci"}
+CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv"}
+MIN_LINE_LENGTH = 20
+# Lines a solution shares with its starter by design, whatever the starter says.
+STRUCTURAL = [re.compile(p) for p in (
+    r"^(from|import)\s", r"^(async\s+)?def\s", r"^class\s", r"^@", r"^super\(\)\.__init__\(",
+    r"^self\.(\w+)\s*(:[^=]+)?=\s*\1,?$", r'^("""|\'\'\')$', r"^#\s*(noqa|type:)",
+)]
+
+
+@dataclass
+class Release:
+    out: Path
+    files: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
+
+
+def is_excluded_test(relative: Path) -> bool:
+    """Hidden tests, and the tests of instructor-only grading (they need solutions and hidden tests)."""
+    name = relative.name
+    return (name == "test_hidden.py"
+            or (relative.parts[:2] == ("tests", "workbook") and
+                (name.startswith("test_grading") or "grading_fixtures" in relative.parts)))
+
+
+def public_rubric_text(text: str) -> str:
+    """The rubric without hidden criteria; each exercise's points lowered to what its public criteria sum to.
+
+    Works on the text, block by block, so comments and everyone's formatting survive.
+    """
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("[[")]
+    head = "".join(lines[: starts[0]] if starts else lines)
+    blocks = ["".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    hidden_points: dict[str, int] = {}
+    kept = []
+    for block in blocks:
+        if block.startswith("[[criterion]]"):
+            data = tomllib.loads(block.replace("[[criterion]]", "", 1))
+            if data.get("visibility") == "hidden":
+                exercise = str(data["id"]).split(".", 1)[0]
+                hidden_points[exercise] = hidden_points.get(exercise, 0) + int(data["points"])
+                continue
+        kept.append(block)
+    out = []
+    for block in kept:
+        if block.startswith("[[exercise]]"):
+            data = tomllib.loads(block.replace("[[exercise]]", "", 1))
+            less = hidden_points.get(str(data["id"]), 0)
+            if less:
+                block = re.sub(r"(?m)^points\s*=\s*(\d+)",
+                               lambda m, less=less: f"points = {int(m[1]) - less}", block, count=1)
+        out.append(block)
+    return head + "".join(out)
+
+
+def learner_makefile(text: str) -> str:
+    """The Makefile without the rules that need solutions/ (test, notebooks)."""
+    paragraphs = re.split(r"\n\s*\n", text)
+    dropped = {"test", "notebooks"}
+    kept = [p for p in paragraphs if not re.search(rf"(?m)^({'|'.join(dropped)}):", p)]
+    result = "\n\n".join(kept)
+    return re.sub(r"(?m)^(\.PHONY:.*)$",
+                  lambda m: " ".join(w for w in m[1].split() if w not in dropped), result) + "\n"
+
+
+def learner_readme(rubric: Rubric) -> str:
+    rows = "\n".join(f"| {e.id} | [{e.title}](exercises/{e.text}) | `starters/{e.module}.py` | "
+                     f"`{e.test_folder}/` | {e.criteria_points} |" for e in rubric.exercises)
+    return f"""# Waiting well: an Apache Airflow 3.3 workbook
+
+Graded exercises on custom sensors, async triggers, deferrable operators and event-driven DAGs. Each
+exercise has a chapter to read, a starter module for you to fill in, simulators of the outside world to
+wait on, and tests that tell you, task by task, what works.
+
+## Start
+
+You need Python 3.11 and `make`.
+
+```bash
+make check                          # your progress, every exercise (installs everything on first use)
+.venv/bin/workbook check ex04       # one exercise: its unit tests first, its DAG runs once they pass
+.venv/bin/workbook hint ex04 t1     # the hints of a task, one level at a time (run again for the next)
+.venv/bin/workbook grade            # the full report: reports/report.md, results.json, junit.xml
+```
+
+`check` ends with the first criterion to work on, why it is not met yet and a hint. A task you have not
+started says where to read, for example
+`NotImplementedError: Exercise 4 · Task 1: implement OrderStatusSensor.poke (exercises/ex04_custom_sensors.md#task-1)`.
+
+## Exercises
+
+| id | chapter | you fill in | tests | points |
+| --- | --- | --- | --- | ---: |
+{rows}
+
+Work only in `starters/` (and `starters/dags/`): that folder is what gets graded. Your instructor grades
+it against the same public tests you have here plus a few hidden ones, with a fresh copy of everything
+else, so changing tests, the rubric or grading code changes nothing in your grade.
+
+## While you work
+
+- Fast loop: `.venv/bin/pytest --target=starter -m "not integration and not e2e" tests/<exercise>`.
+- Everything for one exercise, DAG runs included: `.venv/bin/pytest --target=starter tests/<exercise>`.
+- Simulators by hand: `.venv/bin/python -m fixtures --help`.
+- Walkthrough notebooks in `notebooks/` run against your starters (`WORKBOOK_TARGET=starter`).
+
+Unit tests have no marker, `integration` tests run your DAGs with `dag.test()`, `e2e` tests start real
+Airflow processes.
+"""
+
+
+def solution_lines(root: Path) -> dict[str, str]:
+    """Every non-trivial line of solutions/ (a line its starter does not share), mapped to where it is."""
+    found: dict[str, str] = {}
+    solutions = root / "solutions"
+    for source in sorted(solutions.rglob("*.py")):
+        if any(part in CACHE_NAMES for part in source.parts):
+            continue
+        relative = source.relative_to(solutions)
+        starter = root / "starters" / relative
+        shared = set(_lines(starter.read_text(encoding="utf-8"))) if starter.exists() else set()
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            line = line.strip()
+            if len(line) < MIN_LINE_LENGTH or line in shared or any(p.search(line) for p in STRUCTURAL):
+                continue
+            found.setdefault(line, f"solutions/{relative.as_posix()}:{number}")
+    return found
+
+
+def find_leaks(release: Path, lines: dict[str, str]) -> list[str]:
+    """Files of the release that contain a solution line (notebooks are searched cell by cell)."""
+    leaks = []
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if path.suffix == ".ipynb":
+            text = _notebook_text(text)
+        for line in _lines(text):
+            if line in lines:
+                leaks.append(f"{path.relative_to(release).as_posix()}: {line!r} (from {lines[line]})")
+    if (release / "solutions").exists():
+        leaks.insert(0, "solutions/ is in the release")
+    return leaks
+
+
+def build(root: Path, out: Path) -> Release:
+    root, out = root.resolve(), out.resolve()
+    if out == root or root.is_relative_to(out):
+        raise GradingError(f"refusing to build the release into {out}: it holds the instructor repo")
+    if out.exists() and any(out.iterdir()):
+        raise GradingError(f"{out} is not empty: pass a new folder")
+    load(root)  # a rubric that cannot be read is no release
+    public = public_rubric_text((root / RUBRIC_PATH).read_text(encoding="utf-8"))
+    release = Release(out=out)
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).resolve()
+        skipped = {n for n in names if n in CACHE_NAMES or n.endswith(".pyc") or (here / n) == out}
+        for name in names:
+            relative = (here / name).relative_to(root)
+            if is_excluded_test(relative):
+                skipped.add(name)
+            if relative.parts[0] == "grading" and len(relative.parts) == 2 and name in INSTRUCTOR_ONLY_GRADING:
+                skipped.add(name)
+        return skipped
+
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in (*FOLDERS, "grading"):
+        if (root / folder).is_dir():
+            shutil.copytree(root / folder, out / folder, ignore=ignore)
+    for name in FILES:
+        if (root / name).is_file():
+            shutil.copyfile(root / name, out / name)
+    (out / RUBRIC_PATH).write_text(public, encoding="utf-8")
+    if (root / "Makefile").is_file():
+        (out / "Makefile").write_text(learner_makefile((root / "Makefile").read_text(encoding="utf-8")),
+                                      encoding="utf-8")
+    (out / "README.md").write_text(learner_readme(load(out)), encoding="utf-8")
+    release.files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    release.leaks = find_leaks(out, solution_lines(root))
+    return release
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("release", help="build the learner repo (no solutions, no hidden tests)",
+                                 description="Build the learner repo into OUT_DIR and search it for solution code.")
+    parser.add_argument("out_dir", type=Path)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    release = build(args.root, args.out_dir)
+    if release.leaks:
+        print(f"solution code found in the release ({len(release.leaks)}); do not ship {release.out}:")
+        for leak in release.leaks:
+            print(f"  {leak}")
+        return 1
+    print(f"learner release in {release.out}: {len(release.files)} files, no solution code found")
+    return 0
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _notebook_text(text: str) -> str:
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError):
+        return text
+    parts = []
+    for cell in cells:
+        source = cell.get("source", "")
+        parts.append("".join(source) if isinstance(source, list) else str(source))
+        for output in cell.get("outputs", []):
+            data = output.get("text") or output.get("data", {}).get("text/plain", "")
+            parts.append("".join(data) if isinstance(data, list) else str(data))
+    return "\n".join(parts)

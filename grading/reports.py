@@ -1,0 +1,117 @@
+"""The grade, written for people (terminal table, report.md for a CI job summary) and for machines
+(results.json, junit.xml with one test case per criterion)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from grading.results import CriterionResult, Grade
+
+MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠"}
+STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_run": "not run", "not_collected": "no test ran"}
+
+
+def table(grade: Grade) -> str:
+    """The terminal view: one line per task, then the criteria that earned nothing, with why."""
+    lines = [f"{'exercise':<10} {'task':<5} {'title':<40} {'criteria':>8} {'points':>8}"]
+    for exercise in grade.exercises:
+        for task in exercise.tasks:
+            met = sum(c.passed for c in task.criteria)
+            lines.append(f"{exercise.id:<10} {task.id.rsplit('.', 1)[1]:<5} {_cut(task.title, 40):<40} "
+                         f"{f'{met}/{len(task.criteria)}':>8} {f'{task.points}/{task.max_points}':>8}")
+        lines.append(f"{exercise.id:<10} {'all':<5} {_cut(exercise.title, 40):<40} "
+                     f"{f'{sum(c.passed for c in exercise.criteria)}/{len(exercise.criteria)}':>8} "
+                     f"{f'{exercise.points}/{exercise.max_points}':>8}")
+    lines.append(f"total: {grade.points}/{grade.max_points} points ({grade.percent:g} %), target {grade.target}")
+    missed = [c for c in grade.criteria if not c.passed]
+    if missed:
+        lines += ["", "criteria not met:"]
+        lines += [f"  {c.id} ({STATUS_WORDS[c.status]}): {c.message}" for c in missed]
+    lines += [f"note: {note}" for note in grade.notes]
+    return "\n".join(lines)
+
+
+def markdown(grade: Grade) -> str:
+    """report.md: ready for $GITHUB_STEP_SUMMARY."""
+    out = [f"# Workbook grade: {grade.points} / {grade.max_points} points ({grade.percent:g} %)", ""]
+    meta = [f"target `{grade.target}`", f"graded {grade.generated_at}"]
+    if grade.submission:
+        meta.insert(0, f"submission `{_md(grade.submission)}`")
+    out += [" · ".join(meta), ""]
+    out += [f"> **Note:** {_md(note)}" for note in grade.notes]
+    if grade.notes:
+        out.append("")
+    out += ["| exercise | criteria met | points |", "| --- | ---: | ---: |"]
+    for exercise in grade.exercises:
+        out.append(f"| {exercise.id} · {_md(exercise.title)} | {sum(c.passed for c in exercise.criteria)}/"
+                   f"{len(exercise.criteria)} | {exercise.points}/{exercise.max_points} |")
+    for exercise in grade.exercises:
+        out += ["", f"## {exercise.id} · {_md(exercise.title)}: {exercise.points}/{exercise.max_points}", ""]
+        for path, reason in exercise.collection_errors.items():
+            out.append(f"> **Could not import** `{path}`: {_md(reason)}")
+        out += ["| | criterion | points | why not (and a hint) |", "| --- | --- | ---: | --- |"]
+        for task in exercise.tasks:
+            for c in task.criteria:
+                out.append(f"| {MARKS[c.status]} | `{c.id}` {_md(c.title)}{' *(hidden)*' if c.visibility == 'hidden' else ''}"
+                           f" | {c.points}/{c.max_points} | {_why(c)} |")
+    return "\n".join(out) + "\n"
+
+
+def junit(grade: Grade) -> str:
+    """junit.xml: a test suite per exercise, a test case per criterion (CI tools show criteria, not tests)."""
+    suites = ET.Element("testsuites", name="workbook", tests=str(len(grade.criteria)),
+                        failures=str(sum(not c.passed for c in grade.criteria)))
+    for exercise in grade.exercises:
+        criteria = exercise.criteria
+        suite = ET.SubElement(suites, "testsuite", name=f"{exercise.id} {exercise.title}",
+                              tests=str(len(criteria)), failures=str(sum(not c.passed for c in criteria)),
+                              errors="0", skipped="0",
+                              time=f"{sum(t['duration_s'] for c in criteria for t in c.tests):.3f}")
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="points",
+                      value=f"{exercise.points}/{exercise.max_points}")
+        for c in criteria:
+            case = ET.SubElement(suite, "testcase", classname=c.id.rsplit(".", 1)[0], name=f"{c.id}: {c.title}",
+                                 time=f"{sum(t['duration_s'] for t in c.tests):.3f}")
+            if not c.passed:
+                failure = ET.SubElement(case, "failure", type=c.status, message=c.message)
+                failure.text = f"{c.message}\nHint: {c.hint}\nPoints: 0/{c.max_points}"
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def results_json(grade: Grade) -> str:
+    return json.dumps(grade.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+FORMATS = {"table": table, "markdown": markdown, "json": results_json, "junit": junit}
+
+
+def write_all(grade: Grade, out: Path) -> dict[str, Path]:
+    """Always all four: report.md, results.json, junit.xml and the table as report.txt."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"report.md": markdown(grade), "results.json": results_json(grade), "junit.xml": junit(grade),
+             "report.txt": table(grade) + "\n"}
+    written = {}
+    for name, text in files.items():
+        path = out / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        written[name] = path
+    return written
+
+
+def _why(c: CriterionResult) -> str:
+    if c.passed:
+        return ""
+    return f"{_md(c.message)}<br>**Hint:** {_md(c.hint)}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

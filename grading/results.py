@@ -1,0 +1,233 @@
+"""From recorded test events to a grade: a criterion earns its points when every one of its tests passed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grading.rubric import Criterion, Exercise, Rubric
+
+RESULTS_SCHEMA = "workbook-grade/1"
+HIDDEN_MESSAGE = "a hidden test failed (its details are for instructors)"
+
+
+@dataclass
+class TestOutcome:
+    nodeid: str
+    path: str
+    criteria: list[str]
+    speed: int
+    outcome: str = "not_run"  # passed | failed | error | skipped | not_run | crashed
+    message: str = "not run"
+    timed_out: bool = False
+    duration: float = 0.0
+
+
+@dataclass
+class Run:
+    """What the pytest run(s) reported, however they ended."""
+    tests: dict[str, TestOutcome] = field(default_factory=dict)
+    collection_errors: dict[str, str] = field(default_factory=dict)  # path -> one-line reason
+    notes: list[str] = field(default_factory=list)  # crashes, cut runs: shown in every report
+    exit_codes: list[int] = field(default_factory=list)
+    duration: float = 0.0
+
+    def add_events(self, lines: list[dict[str, Any]]) -> None:
+        for event in lines:
+            kind = event.get("event")
+            if kind == "collected":
+                self.tests.setdefault(event["nodeid"], TestOutcome(
+                    nodeid=event["nodeid"], path=event["path"], criteria=list(event["criteria"]),
+                    speed=int(event["speed"])))
+            elif kind == "collection_error":
+                self.collection_errors[event["path"]] = event["message"]
+            elif kind == "start" and event["nodeid"] in self.tests:
+                test = self.tests[event["nodeid"]]
+                test.outcome, test.message = "crashed", "the test process died during this test"
+            elif kind == "result" and event["nodeid"] in self.tests:
+                test = self.tests[event["nodeid"]]
+                test.outcome, test.message = event["outcome"], event["message"]
+                test.timed_out, test.duration = bool(event.get("timed_out")), float(event.get("duration", 0))
+
+    @classmethod
+    def from_record(cls, path: Path) -> Run:
+        run = cls()
+        run.add_events(read_events(path))
+        return run
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the last line of a killed run may be cut
+    return events
+
+
+@dataclass
+class CriterionResult:
+    id: str
+    title: str
+    visibility: str
+    status: str  # passed | failed | not_run | not_collected
+    points: int
+    max_points: int
+    message: str
+    hint: str
+    tests: list[dict[str, Any]]
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class TaskResult:
+    id: str
+    title: str
+    points: int
+    max_points: int
+    criteria: list[CriterionResult]
+
+
+@dataclass
+class ExerciseResult:
+    id: str
+    title: str
+    points: int
+    max_points: int
+    tasks: list[TaskResult]
+    collection_errors: dict[str, str]
+
+    @property
+    def criteria(self) -> list[CriterionResult]:
+        return [c for t in self.tasks for c in t.criteria]
+
+
+@dataclass
+class Grade:
+    target: str
+    exercises: list[ExerciseResult]
+    notes: list[str]
+    run: dict[str, Any]
+    submission: str | None = None
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def points(self) -> int:
+        return sum(e.points for e in self.exercises)
+
+    @property
+    def max_points(self) -> int:
+        return sum(e.max_points for e in self.exercises)
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.points / self.max_points, 1) if self.max_points else 0.0
+
+    @property
+    def criteria(self) -> list[CriterionResult]:
+        return [c for e in self.exercises for c in e.criteria]
+
+    def to_json(self) -> dict[str, Any]:
+        """results.json, schema `workbook-grade/1` (documented in grading/README.md)."""
+        return {
+            "schema": RESULTS_SCHEMA,
+            "generated_at": self.generated_at,
+            "target": self.target,
+            "submission": self.submission,
+            "total": {"points": self.points, "max_points": self.max_points, "percent": self.percent,
+                      "criteria_passed": sum(c.passed for c in self.criteria),
+                      "criteria": len(self.criteria)},
+            "notes": self.notes,
+            "run": self.run,
+            "exercises": [asdict(e) | {"percent": _percent(e.points, e.max_points)} for e in self.exercises],
+        }
+
+
+def _percent(points: int, max_points: int) -> float:
+    return round(100.0 * points / max_points, 1) if max_points else 0.0
+
+
+def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, reveal_hidden: bool = False,
+          submission: str | None = None) -> Grade:
+    by_criterion: dict[str, list[TestOutcome]] = {}
+    for test in run.tests.values():
+        for criterion_id in test.criteria:
+            by_criterion.setdefault(criterion_id, []).append(test)
+
+    results = []
+    for exercise in exercises:
+        folder = exercise.test_folder.rstrip("/") + "/"
+        broken = {path: msg for path, msg in run.collection_errors.items()
+                  if path.startswith(folder) or path.rstrip("/") + "/" == folder}
+        tasks = []
+        for task in exercise.tasks:
+            criteria = [_criterion_result(c, by_criterion.get(c.id, []), broken, reveal_hidden)
+                        for c in task.criteria]
+            tasks.append(TaskResult(id=task.id, title=task.title, points=sum(c.points for c in criteria),
+                                    max_points=task.points, criteria=criteria))
+        results.append(ExerciseResult(
+            id=exercise.id, title=exercise.title, points=sum(t.points for t in tasks),
+            max_points=exercise.criteria_points, tasks=tasks, collection_errors=broken))
+    counts: dict[str, int] = {}
+    for test in run.tests.values():
+        counts[test.outcome] = counts.get(test.outcome, 0) + 1
+    summary = {"tests": len(run.tests), "outcomes": counts, "collection_errors": len(run.collection_errors),
+               "pytest_exit_codes": run.exit_codes, "duration_s": round(run.duration, 1)}
+    return Grade(target=target, exercises=results, notes=list(run.notes), run=summary, submission=submission)
+
+
+def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: dict[str, str],
+                      reveal_hidden: bool) -> CriterionResult:
+    status, message = "passed", ""
+    if not tests:
+        status = "not_collected"
+        if broken:
+            message = f"no test ran: {_broken_summary(broken)}"
+        else:
+            message = "no test for this criterion was collected"
+    else:
+        failing = [t for t in tests if t.outcome != "passed"]
+        ran_and_failed = [t for t in failing if t.outcome != "not_run"]
+        if ran_and_failed:
+            first = ran_and_failed[0]
+            status = "failed"
+            message = _test_message(first)
+        elif failing:
+            status, message = "not_run", failing[0].message
+        elif broken:
+            # Some of its tests may live in a file that did not import: it cannot be shown to pass.
+            status, message = "failed", _broken_summary(broken)
+    if criterion.hidden and status == "failed" and not reveal_hidden:
+        message = HIDDEN_MESSAGE
+    points = criterion.points if status == "passed" else 0
+    return CriterionResult(
+        id=criterion.id, title=criterion.title, visibility=criterion.visibility, status=status, points=points,
+        max_points=criterion.points, message=message, hint=criterion.hint,
+        tests=[{"nodeid": t.nodeid if reveal_hidden or not criterion.hidden else None, "outcome": t.outcome,
+                "duration_s": t.duration} for t in tests],
+    )
+
+
+def _broken_summary(broken: dict[str, str]) -> str:
+    """`tests/ex04/test_a.py could not be imported: ModuleNotFoundError: ...` (the first, and how many more)."""
+    paths = sorted(broken)
+    more = f" (and {len(paths) - 1} more test file{'s' if len(paths) > 2 else ''})" if len(paths) > 1 else ""
+    return f"{paths[0]}{more} could not be imported: {broken[paths[0]]}"
+
+
+def _test_message(test: TestOutcome) -> str:
+    if test.timed_out:
+        return f"timed out: {test.nodeid} did not finish in time ({test.message})"
+    if test.outcome == "crashed":
+        return f"{test.nodeid}: {test.message}"
+    if test.outcome == "skipped":
+        return f"skipped, which earns nothing: {test.message}"
+    return test.message or f"{test.nodeid} {test.outcome}"

@@ -1,0 +1,27 @@
+"""Exercise 1 (fixture): the reference solution."""
+
+from __future__ import annotations
+
+KNOWN_STATUSES = frozenset({"ok", "down"})
+
+
+def add(a: int, b: int) -> int:
+    """Return the sum of a and b."""
+    return a + b
+
+
+def parse_status(payload: dict[str, str]) -> str:
+    """The payload's status, lower-cased, when it is 'ok' or 'down'; ValueError otherwise."""
+    status = str(payload.get("status", "")).lower()
+    if status not in KNOWN_STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    return status
+
+
+class Countdown:
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def ticks(self) -> list[int]:
+        """start, start - 1, ..., 0."""
+        return list(range(self.start, -1, -1))
