@@ -1,0 +1,70 @@
+"""Helpers of Exercise 11.4's tests: fill the fake vector store, watch what it was asked."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from fixtures.vector_store import VectorStore, load_corpus
+
+COLLECTION = "docs"
+
+
+def add_documents(store: VectorStore, count: int, name: str = COLLECTION, *, dimension: int = 384) -> None:
+    """Create `name` (if needed) and store `count` random documents; indexing then runs on the store's clock."""
+    store.store.create_collection(name, dimension, exist_ok=True)
+    rng = np.random.default_rng(count)
+    store.store.upsert(name, [
+        {"id": f"doc-{i}", "vector": rng.normal(size=dimension).tolist(), "payload": {"n": i}} for i in range(count)
+    ])
+
+
+def add_corpus(store: VectorStore, name: str = COLLECTION) -> list[dict[str, Any]]:
+    """Create `name` with the sample corpus (embedded by the store) and index all of it."""
+    corpus = load_corpus()
+    store.store.create_collection(name, 384, exist_ok=True)
+    store.store.upsert(name, [
+        {"id": d["id"], "text": d["text"], "payload": {"title": d["title"], "text": d["text"]}} for d in corpus
+    ])
+    index_everything(store, name)
+    return corpus
+
+
+def index_everything(store: VectorStore, name: str = COLLECTION) -> None:
+    stats = store.store.stats(name)
+    store.clock.advance((stats["document_count"] - stats["indexed_count"]) / store.store.index_rate + 1)
+    assert store.store.stats(name)["state"] == "ready"
+
+
+class StartIndexingOnFirstLook:
+    """Keeps the store's clock frozen until the first status request arrives, then lets time run at
+    `time_scale`: whoever looks first is sure to see `indexing`, and the wait after it is short."""
+
+    def __init__(self, store: VectorStore, status_path: str, time_scale: float) -> None:
+        self.store, self.status_path, self.time_scale = store, status_path, time_scale
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.01):
+            if any(r.method == "GET" and r.path == self.status_path for r in self.store.requests):
+                self.store.clock.set_time_scale(self.time_scale)
+                return
+
+    def __enter__(self) -> StartIndexingOnFirstLook:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def status_path(backend: str, name: str = COLLECTION) -> str:
+    return f"/collections/{name}" if backend == "qdrant" else f"/api/v1/collections/{name}"
+
+
+def status_requests(store: VectorStore, backend: str, name: str = COLLECTION) -> int:
+    return sum(1 for r in store.requests if r.method == "GET" and r.path == status_path(backend, name))

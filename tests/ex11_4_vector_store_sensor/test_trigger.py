@@ -1,0 +1,260 @@
+"""Task 1: VectorStoreIndexTrigger polls the index status from the event loop and fires exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+
+import pytest
+
+from tests.ex11_4_vector_store_sensor.helpers import (
+    COLLECTION,
+    add_documents,
+    index_everything,
+    status_requests,
+)
+from tests.harness import collect_events, first_event, roundtrip, run_in_fresh_process
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_trigger(vs, store, **overrides):
+    arguments = dict(collection_name=COLLECTION, expected_count=10, backend=store.backend, base_url=store.url,
+                     poll_interval=0.02, timeout=5.0)
+    return vs.VectorStoreIndexTrigger(**(arguments | overrides))
+
+
+def fire(trigger, within: float = 10.0):
+    """The trigger's first event payload and how long it took (real seconds)."""
+    started = time.monotonic()
+    event = asyncio.run(first_event(trigger, within))
+    return event.payload, time.monotonic() - started
+
+
+# ---- ex11_4.t1.serializes -------------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.serializes")
+def test_trigger_round_trips_every_argument(vs):
+    trigger = vs.VectorStoreIndexTrigger(collection_name="manuals", expected_count=123, backend="chroma",
+                                         base_url="http://127.0.0.1:9999", poll_interval=7.5, timeout=321.0)
+    rebuilt = roundtrip(trigger)
+    got = {name: getattr(rebuilt, name) for name in
+           ("collection_name", "expected_count", "backend", "base_url", "poll_interval", "timeout")}
+    expected = {"collection_name": "manuals", "expected_count": 123, "backend": "chroma",
+                "base_url": "http://127.0.0.1:9999", "poll_interval": 7.5, "timeout": 321.0}
+    assert got == expected, f"VectorStoreIndexTrigger rebuilt from serialize(): expected {expected}, got {got}"
+
+
+@pytest.mark.criterion("ex11_4.t1.serializes")
+def test_trigger_fires_when_rebuilt_in_a_fresh_process(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 10)
+    index_everything(store)
+    payload = run_in_fresh_process(make_trigger(vs, store), timeout=30)
+    assert payload.get("status") == "success", (
+        f"VectorStoreIndexTrigger rebuilt in a new process (as the triggerer does) on a ready collection: "
+        f"expected status 'success', got {payload!r}"
+    )
+
+
+# ---- ex11_4.t1.backends ---------------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.backends")
+def test_success_event_carries_the_stats_on_each_backend(vs, make_store, backend):
+    store = make_store(backend)
+    add_documents(store, 12)
+    index_everything(store)
+    payload, _ = fire(make_trigger(vs, store, expected_count=12))
+    assert payload.get("status") == "success", f"trigger on a ready {backend} collection: expected success, got {payload!r}"
+    assert payload.get("document_count") == 12, (
+        f"trigger on a ready {backend} collection of 12: expected document_count 12, got {payload!r}"
+    )
+    stats = payload.get("stats") or {}
+    expected = {"state": "ready", "document_count": 12, "indexed_count": 12, "dimension": 384}
+    got = {key: stats.get(key) for key in expected}
+    assert got == expected, f"trigger on a ready {backend} collection: expected stats with {expected}, got {stats!r}"
+
+
+@pytest.mark.criterion("ex11_4.t1.backends")
+def test_each_backend_reads_its_own_status_fields(vs, make_store, backend):
+    store = make_store(backend)
+    add_documents(store, 10)
+    store.clock.advance(4 / store.store.index_rate)  # 4 of 10 indexed
+    adapter = vs.get_backend(backend)
+    status = vs.request_json(store.url, adapter, COLLECTION, adapter.status_request(COLLECTION))
+    parsed = adapter.parse_status(COLLECTION, status)
+    got = (parsed.state, parsed.document_count, parsed.indexed_count, parsed.dimension)
+    assert got == ("indexing", 10, 4, 384), (
+        f"{type(adapter).__name__}.parse_status({status!r}): expected (state, documents, indexed, dimension) "
+        f"('indexing', 10, 4, 384), got {got}"
+    )
+
+
+@pytest.mark.criterion("ex11_4.t1.backends")
+def test_trigger_pointed_at_the_other_dialect_reports_an_error(vs, make_store):
+    store = make_store("chroma")
+    add_documents(store, 3)
+    index_everything(store)
+    payload, took = fire(make_trigger(vs, store, backend="qdrant", expected_count=3, timeout=3.0))
+    assert payload.get("status") == "error" and took < 2, (
+        f"qdrant trigger against a chroma store (404 on every qdrant path): expected an error event at once, "
+        f"got {payload!r} after {took:.1f} s"
+    )
+
+
+# ---- ex11_4.t1.polls_async ------------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.polls_async")
+def test_polling_never_blocks_the_event_loop(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 10)  # frozen clock: never ready
+    store.latency = 0.15  # every answer takes 150 ms
+
+    async def scenario():
+        gaps: list[float] = []
+
+        async def heartbeat():
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.create_task(heartbeat())
+        try:
+            event = await first_event(make_trigger(vs, store, timeout=0.8), within=10)
+        finally:
+            beat.cancel()
+        return event.payload, max(gaps)
+
+    payload, worst_gap = asyncio.run(scenario())
+    polls = status_requests(store, "qdrant")
+    assert worst_gap < 0.1, (
+        f"trigger.run() against a store answering in 150 ms: the event loop stalled for {worst_gap * 1000:.0f} ms "
+        f"(a blocking call in run(): use aiohttp and asyncio.sleep, never requests or time.sleep)"
+    )
+    assert polls >= 2, f"trigger.run() for 0.8 s with poll_interval 0.02: expected several status polls, got {polls}"
+    assert payload.get("status") == "timeout", f"trigger on a collection that never finishes: got {payload!r}"
+
+
+# ---- ex11_4.t1.success_needs_ready ----------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.success_needs_ready")
+def test_all_documents_stored_is_not_ready(vs, make_store, backend):
+    store = make_store(backend)
+    add_documents(store, 10)  # 10 of 10 stored, 0 indexed, clock frozen: status stays "indexing"
+    payload, _ = fire(make_trigger(vs, store, expected_count=10, timeout=0.5))
+    assert payload.get("status") == "timeout", (
+        f"trigger with expected_count=10 on a {backend} collection that stores 10 documents but is still "
+        f"indexing (0/10): expected to keep waiting until the timeout, got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_4.t1.success_needs_ready")
+def test_ready_with_too_few_documents_keeps_waiting(vs, make_store):
+    store = make_store("qdrant", index_rate=1000, time_scale=1)
+    add_documents(store, 5)
+    index_everything(store)
+    late = threading.Timer(0.3, add_documents, args=(store, 8))  # docs 5..7 arrive later
+    late.start()
+    try:
+        payload, took = fire(make_trigger(vs, store, expected_count=8, timeout=5))
+    finally:
+        late.cancel()
+    assert payload.get("status") == "success" and payload.get("document_count") == 8 and took >= 0.25, (
+        f"trigger with expected_count=8 on a ready collection of 5 that receives 3 more after 0.3 s: expected "
+        f"success with document_count 8 after the late documents, got {payload!r} after {took:.2f} s"
+    )
+
+
+# ---- ex11_4.t1.error_on_failed --------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.error_on_failed")
+def test_failed_build_is_an_error_with_the_reason(vs, make_store, backend):
+    store = make_store(backend, index_rate=20, time_scale=5)
+    add_documents(store, 10)
+    store.store.fail(COLLECTION, "disk quota exceeded on shard 2", at=4)
+    payload, took = fire(make_trigger(vs, store, timeout=4))
+    assert payload.get("status") == "error", (
+        f"trigger on a {backend} collection whose index build fails at 4/10: expected an 'error' event, "
+        f"got {payload!r} after {took:.1f} s"
+    )
+    assert "disk quota exceeded on shard 2" in str(payload.get("message")), (
+        f"error event of a failed build: expected the store's reason in its message, got {payload!r}"
+    )
+    assert took < 2, f"failed build: expected the error event at once, it took {took:.1f} s"
+
+
+@pytest.mark.criterion("ex11_4.t1.error_on_failed")
+def test_failed_after_everything_is_indexed_is_still_an_error(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 10)
+    index_everything(store)
+    store.store.fail(COLLECTION, "segment checksum mismatch")  # counts complete, status failed
+    payload, _ = fire(make_trigger(vs, store, timeout=1))
+    assert payload.get("status") == "error" and "segment checksum mismatch" in str(payload.get("message")), (
+        f"trigger on a collection with 10/10 indexed but status failed ('segment checksum mismatch'): "
+        f"expected an error event with the reason, got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_4.t1.error_on_failed")
+def test_collection_that_disappears_is_an_error(vs, make_store):
+    store = make_store("qdrant")
+    payload, took = fire(make_trigger(vs, store, collection_name="never-created", timeout=3))
+    assert payload.get("status") == "error" and "never-created" in str(payload.get("message")) and took < 2, (
+        f"trigger on a collection that does not exist (404): expected an error event naming it at once, "
+        f"got {payload!r} after {took:.1f} s"
+    )
+
+
+# ---- ex11_4.t1.timeout_with_detail ----------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.timeout_with_detail")
+def test_timeout_event_says_what_was_last_seen(vs, make_store, backend):
+    store = make_store(backend)
+    add_documents(store, 10)
+    store.clock.advance(4 / store.store.index_rate)  # 4/10 indexed, then frozen
+    trigger = make_trigger(vs, store, timeout=0.4, poll_interval=0.05)
+    started = time.monotonic()
+    events = asyncio.run(collect_events(trigger, within=10))
+    took = time.monotonic() - started
+    assert len(events) == 1, f"trigger that times out: expected exactly one event, got {[e.payload for e in events]}"
+    payload = events[0].payload
+    assert payload.get("status") == "timeout", f"trigger stuck at 4/10 with timeout=0.4: got {payload!r}"
+    message = str(payload.get("message"))
+    missing = [part for part in ("4/10", "indexing", COLLECTION) if part not in message]
+    assert not missing, (
+        f"timeout event of a {backend} collection stuck indexing at 4/10: the message should name the collection, "
+        f"the last status and the progress, lacks {missing}: {message!r}"
+    )
+    assert 0.35 <= took < 2, f"trigger with timeout=0.4: expected its event after about 0.4 s, got it after {took:.2f} s"
+
+
+@pytest.mark.criterion("ex11_4.t1.timeout_with_detail")
+def test_timeout_is_kept_even_with_a_long_poll_interval(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 10)
+    payload, took = fire(make_trigger(vs, store, timeout=0.3, poll_interval=30))
+    assert payload.get("status") == "timeout" and took < 2, (
+        f"trigger with timeout=0.3 and poll_interval=30: expected a timeout event after about 0.3 s (never sleep "
+        f"past the deadline), got {payload!r} after {took:.2f} s"
+    )
+
+
+# ---- ex11_4.t1.logs_progress ----------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.logs_progress")
+def test_progress_is_logged_while_indexing(vs, make_store, capfd, caplog):
+    store = make_store("qdrant", index_rate=1, time_scale=50)  # 20 documents take 0.4 s
+    add_documents(store, 20)
+    payload, _ = fire(make_trigger(vs, store, expected_count=20, poll_interval=0.03))
+    assert payload.get("status") == "success", f"trigger while 20 documents get indexed: got {payload!r}"
+    captured = capfd.readouterr()
+    # Airflow's structured log goes to the console; a stdlib logger's records land in caplog.
+    messages = (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
+    progress = [m for m in messages if re.search(r"\b\d+/20\b", m) and re.search(r"\d%", m)]
+    counts = {re.search(r"\b(\d+)/20\b", m).group(1) for m in progress}
+    assert len(counts) >= 2, (
+        f"trigger polling while 20 documents get indexed: expected progress lines with 'indexed/total' and a "
+        f"percentage at several counts, got {progress or messages[-5:]}"
+    )
+    assert any(re.search(r"/s\b|per second|/sec", m) for m in progress), (
+        f"progress lines should include the indexing rate (documents/s): {progress[-3:]}"
+    )
