@@ -50,7 +50,7 @@ def _locked(path: Path) -> Generator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+def _atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so that a reader (another worker, the next poke) sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -164,10 +164,6 @@ class OrderStatusSensor(BaseSensorOperator):
 
 
 # ---- Task 2 ------------------------------------------------------------------------------------------
-class APIConfigurationError(AirflowFailException):
-    """A sensor set up wrong: waiting will not fix it."""
-
-
 _SENSITIVE_HEADERS = re.compile(r"authorization|api[-_]?key|token|cookie|secret", re.IGNORECASE)
 _RETRY_LATER_STATUSES = {408, 425, 429}
 
@@ -181,7 +177,7 @@ def _subset(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if _SENSITIVE_HEADERS.search(k) else v) for k, v in headers.items()}
 
 
@@ -233,7 +229,7 @@ class APIHealthSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         url = self._checked_url()
         headers = {"Accept": "application/json", **self.headers, **self._auth_header()}
-        self.log.info("GET %s with headers %s", url, redact_headers(headers))
+        self.log.info("GET %s with headers %s", url, _redact_headers(headers))
         response, latency = self._get(url, headers)
         if response is None:
             return False
@@ -266,7 +262,7 @@ class APIHealthSensor(BaseSensorOperator):
     def _checked_url(self) -> str:
         parts = urlsplit(str(self.endpoint_url))
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise APIConfigurationError(f"endpoint_url must be an http(s) URL, got {self.endpoint_url!r}")
+            raise AirflowFailException(f"endpoint_url must be an http(s) URL, got {self.endpoint_url!r}")
         return str(self.endpoint_url)
 
     def _auth_header(self) -> dict[str, str]:
@@ -275,13 +271,13 @@ class APIHealthSensor(BaseSensorOperator):
             try:
                 conn = BaseHook.get_connection(self.conn_id)
             except AirflowException as exc:  # AirflowNotFoundException: a typo in the DAG
-                raise APIConfigurationError(f"connection {self.conn_id!r}: {exc}") from exc
+                raise AirflowFailException(f"connection {self.conn_id!r}: {exc}") from exc
             if conn.login:
                 basic = (conn.login, conn.password or "")
             elif conn.password:
                 token = conn.password
             else:
-                raise APIConfigurationError(f"connection {self.conn_id!r} has neither login nor password")
+                raise AirflowFailException(f"connection {self.conn_id!r} has neither login nor password")
         if token:
             mask_secret(token)
             return {"Authorization": f"Bearer {token}"}
@@ -547,7 +543,7 @@ class AdaptiveFileSensor(BaseSensorOperator):
             entry = self._entry(data)
             change(entry)
             data[self.filepath] = entry
-            atomic_write_json(self._history_file, data)
+            _atomic_write_json(self._history_file, data)
 
     def history(self) -> list[JsonDict]:
         return self._entry(self._load_all())["attempts"]
@@ -565,8 +561,9 @@ class AdaptiveFileSensor(BaseSensorOperator):
     def _save_interval(self, interval: float) -> None:
         self._update(lambda entry: entry.__setitem__("interval", interval))
 
-    def calculate_adaptive_interval(self) -> int:
-        """The next interval from the current one and the success rate of the last `history_size` attempts."""
+    def calculate_adaptive_interval(self) -> float:
+        """The next interval from the current one and the success rate of the last `history_size` attempts
+        (seconds, to the millisecond: compressed-time runs use intervals below one second)."""
         entry = self._entry(self._load_all())
         current = float(entry.get("interval") or self.initial_interval)
         attempts = entry["attempts"][-self.history_size:]
@@ -576,7 +573,7 @@ class AdaptiveFileSensor(BaseSensorOperator):
                 current *= 1.5
             elif rate < 0.3:
                 current *= 0.7
-        return round(min(max(current, self.min_interval), self.max_interval))
+        return round(min(max(current, self.min_interval), self.max_interval), 3)
 
     def metrics(self) -> JsonDict:
         entry = self._entry(self._load_all())
@@ -666,13 +663,13 @@ class CircuitBreakerSensor(BaseSensorOperator):
             raise  # fail/skip decisions made by the check itself
         except Exception as exc:
             self._record(state, time.monotonic() - started, error=exc, now=now)
-            atomic_write_json(path, state)
+            _atomic_write_json(path, state)
             return False
         self._record(state, time.monotonic() - started, error=None, now=now)
         if result:
             path.unlink(missing_ok=True)
             return PokeReturnValue(is_done=True, xcom_value=state)
-        atomic_write_json(path, state)
+        _atomic_write_json(path, state)
         return False
 
     def _record(self, state: JsonDict, duration: float, *, error: Exception | None, now: float) -> None:

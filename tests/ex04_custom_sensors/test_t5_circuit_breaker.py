@@ -1,0 +1,210 @@
+"""Task 5: CircuitBreakerSensor: open, skip, half-open, close, and a state that survives reschedule mode.
+
+In reschedule mode every poke runs on a new operator instance, so most tests here build a fresh sensor
+for every poke, with the same dag, task and run (the same logical date).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from airflow.sdk import PokeReturnValue
+
+from tests.harness import make_context
+
+RUN_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+class FlakyCheck:
+    """Raises while `failing`, otherwise answers `ready`; counts calls."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.ready = False
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        if self.failing:
+            raise ConnectionError("upstream refused the connection")
+        return self.ready
+
+
+class Breaker:
+    """Pokes through a new sensor instance each time (reschedule mode), all in the same task run."""
+
+    def __init__(self, sensors, sim_clock, state_dir, check, **kwargs) -> None:
+        self.make = lambda: sensors.CircuitBreakerSensor(
+            task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
+            mode="reschedule", **kwargs,
+        )
+
+    def poke(self):
+        sensor = self.make()
+        return sensor.poke(make_context(sensor, logical_date=RUN_DATE))
+
+
+def is_done(result) -> bool:
+    return bool(result.is_done if isinstance(result, PokeReturnValue) else result)
+
+
+def poke_safely(breaker: Breaker, what: str):
+    try:
+        return breaker.poke()
+    except Exception as exc:
+        pytest.fail(f"poke() {what} raised {type(exc).__name__}: {exc}; expected False (errors are logged, "
+                    f"the breaker counts them)")
+
+
+@pytest.mark.criterion("ex04.t5.opens_after_threshold")
+def test_opens_after_threshold_consecutive_errors(sensors, sim_clock, state_dir, sensor_log):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    for n in range(3):
+        assert not is_done(poke_safely(breaker, f"with the check failing (error {n + 1})"))
+    assert check.calls == 3, f"3 pokes below the threshold: expected 3 checks, got {check.calls}"
+    calls = check.calls
+    breaker.poke()
+    assert check.calls == calls, (
+        f"poke() after failure_threshold=3 consecutive errors: expected the circuit open and the check "
+        f"skipped, but the check ran ({check.calls - calls} more call)"
+    )
+    assert any("open" in m.lower() for m in sensor_log.at_least("warning")), (
+        f"expected the log to say the circuit is open, got {sensor_log.messages}"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.opens_after_threshold")
+def test_an_answer_resets_the_count(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    for failing in (True, True, False, True, True):  # never 3 errors in a row
+        check.failing = failing
+        poke_safely(breaker, "while errors alternate with answers")
+    calls = check.calls
+    breaker.poke()
+    assert check.calls == calls + 1, (
+        "errors, errors, an answer, errors, errors with failure_threshold=3: expected the circuit still "
+        "closed (errors must be consecutive), but the check was skipped"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.skips_while_open")
+def test_skips_checks_until_recovery_timeout(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()
+    calls = check.calls
+    check.failing, check.ready = False, True  # the upstream is back, but the breaker does not know yet
+    for _ in range(3):
+        sim_clock.advance(60)
+        result = poke_safely(breaker, "while the circuit is open")
+        assert not is_done(result), f"poke() while the circuit is open: expected False, got {result!r}"
+    assert check.calls == calls, (
+        f"3 pokes within recovery_timeout=300 s of opening: expected no check, got {check.calls - calls}"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.half_open_recovery")
+def test_trial_after_recovery_timeout_closes_on_success(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()
+    check.failing, check.ready = False, True
+    sim_clock.advance(301)
+    result = breaker.poke()
+    assert is_done(result), f"poke() after recovery_timeout with the upstream back: expected done, got {result!r}"
+
+
+@pytest.mark.criterion("ex04.t5.half_open_recovery")
+def test_failed_trial_opens_again_at_once(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=300)
+    for _ in range(3):
+        breaker.poke()
+    sim_clock.advance(301)
+    calls = check.calls
+    breaker.poke()  # the trial check fails
+    assert check.calls == calls + 1, "poke() after recovery_timeout: expected one trial check"
+    check.failing = False
+    breaker.poke()
+    assert check.calls == calls + 1, (
+        "poke() right after a failed trial: expected the circuit open again at once (one error in "
+        "half-open is enough), but the check ran"
+    )
+    sim_clock.advance(301)
+    breaker.poke()
+    assert check.calls == calls + 2, "poke() a recovery_timeout after the failed trial: expected a new trial"
+
+
+@pytest.mark.criterion("ex04.t5.half_open_recovery")
+def test_not_ready_answer_closes_the_circuit(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker.poke()
+    breaker.poke()
+    sim_clock.advance(101)
+    check.failing, check.ready = False, False
+    assert not is_done(breaker.poke()), "trial check answering 'not ready': expected False"
+    calls = check.calls
+    breaker.poke()
+    assert check.calls == calls + 1, (
+        "poke() after a trial that answered (not ready, no error): expected the circuit closed and the "
+        "check run, but it was skipped"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_state_is_kept_outside_the_instance(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()
+    assert state_dir.exists() and any(state_dir.iterdir()), (
+        f"after two errors on two instances: expected the breaker's state in state_dir={state_dir}, found nothing"
+    )
+    calls = check.calls
+    breaker.poke()
+    assert check.calls == calls, (
+        "third instance of the same task run after 2 errors (threshold 2): expected the circuit open "
+        "(state kept between instances), but the check ran"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_state_is_per_task_run(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()
+    other_run = sensors.CircuitBreakerSensor(
+        task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
+        failure_threshold=2, recovery_timeout=300,
+    )
+    calls = check.calls
+    other_run.poke(make_context(other_run, logical_date=datetime(2024, 1, 2, tzinfo=UTC)))
+    assert check.calls == calls + 1, (
+        "another DAG run of the same task: expected its own closed circuit, but the check was skipped"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_guards_a_real_http_check(sensors, sim_clock, state_dir, health_server):
+    def api_healthy() -> bool:
+        return requests.get(health_server.health_url, timeout=2).status_code == 200
+
+    breaker = Breaker(sensors, sim_clock, state_dir, api_healthy, failure_threshold=2, recovery_timeout=60)
+    health_server.drop_connections = True
+    breaker.poke()
+    breaker.poke()
+    seen = len(health_server.requests)
+    health_server.drop_connections = False
+    breaker.poke()
+    assert len(health_server.requests) == seen, "circuit open: expected no request to the API"
+    health_server.force("healthy")  # the simulated minute must not land in a maintenance window
+    sim_clock.advance(61)
+    assert is_done(breaker.poke()), "after recovery_timeout, the API healthy again: expected done"
