@@ -1,0 +1,152 @@
+"""Fixtures of Exercise 11.3: the exercise module of the target, a landing zone for files, helpers that
+watch the event loop and aiohttp sessions, and the real Airflow deployment for the e2e test."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fixtures.atomic import atomic_write_text
+from fixtures.clock import SimClock
+from fixtures.health_server import HealthServer
+from tests.harness.airflow_processes import airflow_processes  # noqa: F401  (the e2e fixture)
+
+
+@pytest.fixture(scope="session")
+def ct(target) -> ModuleType:
+    """The target's `custom_trigger` module (starters/ or solutions/)."""
+    return target.module("custom_trigger")
+
+
+# ---- the landing zone: an upstream system dropping files ----------------------------------------------
+class LandingZone:
+    """A directory an upstream system drops CSV files into. Finished files are written atomically (a
+    hidden temp file renamed into place); `drop_partial` leaves what an upload in progress looks like."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._threads: list[threading.Thread] = []
+
+    def pattern(self, glob: str = "*.csv") -> str:
+        return str(self.root / glob)
+
+    def drop(self, name: str, rows: int = 3) -> Path:
+        lines = ["id,amount"] + [f"{i},{i * 10}" for i in range(1, rows + 1)]
+        return atomic_write_text(self.root / name, "\n".join(lines) + "\n")
+
+    def drop_partial(self, name: str) -> Path:
+        """An upload in progress: a hidden file that becomes `name` when it is complete."""
+        path = self.root / f".{name}"
+        path.write_text("id,amount\n1,")
+        return path
+
+    def drop_when(self, signal: threading.Event, names: Iterable[str], timeout: float = 60.0) -> None:
+        """Drop `names` from a background thread as soon as `signal` is set (e.g. a trigger started)."""
+        def work() -> None:
+            if signal.wait(timeout):
+                for name in names:
+                    self.drop(name)
+
+        thread = threading.Thread(target=work, name="landing-zone", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def landing_zone(tmp_path: Path) -> Iterator[LandingZone]:
+    zone = LandingZone(tmp_path / "landing")
+    yield zone
+    zone.close()
+
+
+# ---- watching the event loop and the aiohttp sessions -------------------------------------------------
+class SlowCallbacks(logging.Handler):
+    """Collects asyncio debug mode's "Executing <...> took 0.250 seconds" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "took" in message and "seconds" in message:
+            self.messages.append(message)
+
+
+def run_in_debug_loop(make: Callable[[], Awaitable[Any]], slow_callback: float) -> tuple[Any, list[str]]:
+    """Run `make()` in a fresh event loop in asyncio debug mode; returns (its result, the slow callbacks)."""
+    handler = SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = slow_callback
+    try:
+        result = loop.run_until_complete(make())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+    return result, handler.messages
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
+    """Every aiohttp.ClientSession created during the test (however the code under test imports it)."""
+    created: list[aiohttp.ClientSession] = []
+    original = aiohttp.ClientSession.__init__
+
+    def init(self, *args, **kwargs):
+        created.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", init)
+    return created
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Yield to the loop until `condition()` holds (a state to reach, not a delay to sit out)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+# ---- the e2e deployment ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def e2e_health_server() -> Iterator[HealthServer]:
+    """The health server the real triggerer polls: pinned to maintenance until the test flips it."""
+    with HealthServer(clock=SimClock(time_scale=0)) as server:
+        server.force("maintenance")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def airflow_extra_env(ct: ModuleType, e2e_health_server: HealthServer) -> dict[str, str]:
+    """What the DAG files read, for every Airflow process. First, in this process, the parts of the module
+    the e2e run needs: an unimplemented starter fails here in seconds, before any process starts."""
+    e2e_health_server.force("healthy")
+    try:
+        trigger = ct.HttpPollingTrigger(e2e_health_server.health_url, expected_value="healthy", poll_interval=1)
+        trigger.serialize()
+        asyncio.run(anext(trigger.run()))
+        ct.HttpPollingOperator(task_id="check", endpoint=e2e_health_server.health_url,
+                               expected_value="healthy").execute_complete({}, {"status": "success"})
+    finally:
+        e2e_health_server.force("maintenance")
+    return {"WORKBOOK_HEALTH_URL": e2e_health_server.health_url, "WORKBOOK_POLL_INTERVAL": "1"}

@@ -1,0 +1,208 @@
+"""Task 1: HttpPollingTrigger, checked the way the triggerer runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from fixtures.health_server import HealthServer
+from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop, wait_until
+from tests.harness import collect_events, first_event, roundtrip, run_in_fresh_process
+from tests.harness.airflow_processes import free_port
+
+
+def make(ct, server: HealthServer, **overrides):
+    kwargs = dict(endpoint=server.health_url, response_check="status", expected_value="healthy",
+                  poll_interval=0.02, timeout=5.0)
+    return ct.HttpPollingTrigger(**{**kwargs, **overrides})
+
+
+def payload_of(events, call: str) -> dict:
+    assert len(events) == 1, f"{call}: expected exactly one TriggerEvent, got {len(events)}: {events!r}"
+    return events[0].payload
+
+
+@pytest.mark.criterion("ex11_3.t1.serialize_roundtrip")
+def test_serialize_keeps_every_argument_and_the_importable_classpath(ct, target):
+    trigger = ct.HttpPollingTrigger(
+        endpoint="http://127.0.0.1:9/api/v2/status", headers={"Authorization": "Bearer t0k3n", "X-Team": "data"},
+        response_check="data.state", expected_value="done", poll_interval=7.5, timeout=123.0,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == f"{target.package}.custom_trigger.HttpPollingTrigger", (
+        f"serialize() classpath: expected {target.package}.custom_trigger.HttpPollingTrigger "
+        f"(derived from the class), got {classpath!r}"
+    )
+    expected = {"endpoint": "http://127.0.0.1:9/api/v2/status",
+                "headers": {"Authorization": "Bearer t0k3n", "X-Team": "data"},
+                "response_check": "data.state", "expected_value": "done", "poll_interval": 7.5, "timeout": 123.0}
+    assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
+    rebuilt = roundtrip(trigger)
+    assert rebuilt.serialize() == (classpath, kwargs), "the trigger rebuilt from serialize() serializes differently"
+
+
+@pytest.mark.criterion("ex11_3.t1.serialize_roundtrip")
+def test_defaults_round_trip_too(ct):
+    rebuilt = roundtrip(ct.HttpPollingTrigger("http://127.0.0.1:9/health"))
+    _, kwargs = rebuilt.serialize()
+    assert (kwargs["response_check"], kwargs["expected_value"], kwargs["poll_interval"], kwargs["timeout"]) == (
+        "status", "ready", 30.0, 3600.0
+    ), f"HttpPollingTrigger(endpoint) rebuilt: expected the seed's defaults, got {kwargs!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fresh_process")
+def test_rebuilt_in_a_fresh_process_reaches_its_event(ct, health_server):
+    payload = run_in_fresh_process(make(ct, health_server), timeout=30)
+    assert payload.get("status") == "success" and payload.get("value") == "healthy", (
+        f"trigger rebuilt from its classpath in a new process against a healthy API: expected a success event "
+        f"with value 'healthy', got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t1.fires_when_ready")
+@pytest.mark.asyncio
+async def test_fires_after_the_switch_to_healthy(ct, health_server):
+    health_server.force("maintenance")
+    task = asyncio.create_task(first_event(make(ct, health_server), within=15))
+    await wait_until(lambda: len(health_server.requests) >= 3, "three polls during maintenance")
+    assert not task.done(), f"run() ended while the API was in maintenance: {task.result() if not task.exception() else task.exception()!r}"
+    health_server.force("healthy")
+    payload = (await task).payload
+    assert payload.get("status") == "success", f"after the switch to healthy: expected status 'success', got {payload!r}"
+    assert payload.get("value") == "healthy", f"success event: expected value 'healthy', got {payload!r}"
+    assert payload.get("attempts", 0) >= 4, f"success event: expected attempts >= 4 (3 in maintenance), got {payload!r}"
+    assert isinstance(payload.get("elapsed"), int | float), f"success event: expected a numeric elapsed, got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fires_when_ready")
+@pytest.mark.asyncio
+async def test_follows_a_dotted_path_and_sends_the_headers(ct, health_server):
+    health_server.require_bearer("s3cr3t")
+    for state in ("building", "building"):
+        health_server.queue_response(200, {"data": {"state": state}})
+    health_server.queue_response(200, {"data": {"state": "ready", "rows": 10}})
+    trigger = make(ct, health_server, headers={"Authorization": "Bearer s3cr3t"}, response_check="data.state",
+                   expected_value="ready")
+    payload = (await first_event(trigger, within=10)).payload
+    assert payload.get("status") == "success" and payload.get("value") == "ready", (
+        f"response_check='data.state' against building, building, ready: expected success with value 'ready', "
+        f"got {payload!r}"
+    )
+    sent = {h.get("Authorization") for h in health_server.received_headers}
+    assert sent == {"Bearer s3cr3t"}, f"every poll must send the headers given; Authorization seen: {sent!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.single_event")
+@pytest.mark.asyncio
+async def test_yields_exactly_one_event_then_returns(ct, health_server):
+    events = await collect_events(make(ct, health_server), within=10)
+    payload_of(events, "run() to its end against a healthy API")
+    health_server.force("maintenance")
+    events = await collect_events(make(ct, health_server, timeout=0.2), within=10)
+    assert payload_of(events, "run() to its end with timeout=0.2")["status"] == "timeout"
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_times_out_on_an_api_that_never_gets_healthy(ct, health_server):
+    health_server.force("maintenance")
+    events = await collect_events(make(ct, health_server, poll_interval=0.05, timeout=0.4), within=5)
+    payload = payload_of(events, "run() with timeout=0.4 against an API in maintenance")
+    assert payload.get("status") == "timeout", f"expected status 'timeout', got {payload!r}"
+    assert payload.get("last_http_status") == 503, f"timeout event: expected last_http_status 503, got {payload!r}"
+    assert 0.4 <= payload.get("elapsed", -1) < 2.0, f"timeout event: expected elapsed in [0.4, 2), got {payload!r}"
+    assert payload.get("attempts", 0) >= 2, f"timeout event: expected several attempts, got {payload!r}"
+    polls = len(health_server.requests)
+    await asyncio.sleep(0.2)
+    assert len(health_server.requests) == polls, "requests kept arriving after the timeout event"
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_timeout_bounds_a_slow_api(ct, health_server):
+    health_server.latency = 2.0  # every answer takes longer than the whole timeout
+    events = await collect_events(make(ct, health_server, timeout=0.3), within=1.5)
+    payload = payload_of(events, "run() with timeout=0.3 against an API answering after 2 s")
+    assert payload.get("status") == "timeout", f"expected status 'timeout' within ~0.3 s, got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fatal_errors")
+@pytest.mark.asyncio
+async def test_a_401_is_an_error_not_a_reason_to_poll_again(ct, health_server):
+    health_server.require_bearer("right")
+    events = await collect_events(make(ct, health_server, headers={"Authorization": "Bearer wrong"}), within=5)
+    payload = payload_of(events, "run() with a wrong token (401)")
+    assert payload.get("status") == "error", f"HTTP 401: expected status 'error', got {payload!r}"
+    assert "401" in str(payload.get("message", "")) + str(payload.get("http_status", "")), (
+        f"error event for a 401: expected the status code in it, got {payload!r}"
+    )
+    assert len(health_server.requests) == 1, f"HTTP 401: expected 1 request, got {len(health_server.requests)}"
+    assert "wrong" not in str(payload), f"the error event must not carry the token: {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fatal_errors")
+@pytest.mark.parametrize("expression", ["", "data..state", ".status"])
+@pytest.mark.asyncio
+async def test_an_invalid_path_expression_is_an_error(ct, health_server, expression):
+    events = await collect_events(make(ct, health_server, response_check=expression), within=3)
+    payload = payload_of(events, f"run() with response_check={expression!r}")
+    assert payload.get("status") == "error", f"response_check={expression!r}: expected status 'error', got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.transient_errors")
+@pytest.mark.asyncio
+async def test_5xx_malformed_json_and_retryable_4xx_are_polled_again(ct, health_server):
+    answers = [(500, "boom"), (200, "{not json"), (404, "{}"), (429, "{}"), (408, "{}"), (502, "<html>")]
+    for status, body in answers:
+        health_server.queue_response(status, body)
+    payload = (await first_event(make(ct, health_server), within=10)).payload
+    assert payload.get("status") == "success", (
+        f"after {[s for s, _ in answers]} then healthy: expected status 'success', got {payload!r}"
+    )
+    assert payload.get("attempts") == len(answers) + 1, (
+        f"expected {len(answers) + 1} attempts (one per answer), got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t1.transient_errors")
+@pytest.mark.asyncio
+async def test_connection_errors_are_polled_again(ct, health_server):
+    health_server.drop_connections = True
+    task = asyncio.create_task(first_event(make(ct, health_server), within=10))
+    await wait_until(lambda: len(health_server.requests) >= 3, "three dropped connections")
+    health_server.drop_connections = False
+    payload = (await task).payload
+    assert payload.get("status") == "success", f"connections reset, then healthy: expected success, got {payload!r}"
+    unreachable = f"http://127.0.0.1:{free_port()}/api/health"
+    events = await collect_events(make(ct, health_server, endpoint=unreachable, timeout=0.2), within=5)
+    payload = payload_of(events, "run() against a closed port")
+    assert payload.get("status") == "timeout", f"connection refused until the timeout: expected 'timeout', got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.non_blocking")
+def test_never_blocks_the_event_loop(ct, health_server):
+    health_server.force("maintenance")
+    health_server.latency = 0.25  # a blocking HTTP client would hold the loop this long per poll
+    trigger = make(ct, health_server, poll_interval=0.25, timeout=1.2)
+    result, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.1)
+    assert not slow, f"run() blocked the event loop (asyncio debug, slow_callback_duration=0.1 s): {slow[:3]}"
+    assert payload_of(result, "run() under asyncio debug")["status"] == "timeout"
+
+
+@pytest.mark.criterion("ex11_3.t1.no_unclosed_session")
+def test_one_session_per_run_and_nothing_left_open(ct, health_server, sessions, caplog):
+    for _ in range(3):
+        health_server.queue_response(503, '{"status": "maintenance"}')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        payload = asyncio.run(first_event(make(ct, health_server), within=10)).payload
+        gc.collect()
+    assert payload.get("status") == "success", f"3 x 503 then healthy: expected success, got {payload!r}"
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert not unclosed, f"run() left resources open: {unclosed[:3]}"
+    assert len(sessions) == 1, f"4 polls in one run(): expected one aiohttp.ClientSession, got {len(sessions)}"
+    assert all(s.closed for s in sessions), "run() ended with its aiohttp.ClientSession still open"

@@ -1,0 +1,132 @@
+"""Task 2: HttpPollingOperator, deferred and resumed as Airflow does it, and its DAG."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferralTimeout, TaskDeferred
+
+from tests.harness import call_execute, drive_deferral, make_context
+
+
+def operator(ct, server, **overrides):
+    kwargs = dict(task_id="wait_for_api", endpoint=server.health_url, response_check="status",
+                  expected_value="healthy", poll_interval=0.02, timeout=5.0)
+    return ct.HttpPollingOperator(**{**kwargs, **overrides})
+
+
+@pytest.mark.criterion("ex11_3.t2.immediate_success")
+def test_returns_at_once_when_the_api_is_already_ready(ct, health_server):
+    run = drive_deferral(operator(ct, health_server))
+    assert not run.deferred, f"API healthy at the first check: expected no deferral, got a deferral to {run.trigger!r}"
+    assert isinstance(run.result, dict) and run.result.get("status") == "success" and run.result.get("value") == "healthy", (
+        f"execute() with a healthy API: expected the success payload (status 'success', value 'healthy'), "
+        f"got {run.result!r}"
+    )
+    assert len(health_server.requests) == 1, f"expected one synchronous check, got {len(health_server.requests)} requests"
+
+
+@pytest.mark.criterion("ex11_3.t2.defers_with_timeout")
+def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
+    health_server.force("maintenance")
+    task = operator(ct, health_server, headers={"X-Team": "data"}, poll_interval=3.0, timeout=120.0)
+    with pytest.raises(TaskDeferred) as deferral:
+        call_execute(task)
+    deferred = deferral.value
+    assert isinstance(deferred.trigger, ct.HttpPollingTrigger), (
+        f"execute() during maintenance: expected a deferral to HttpPollingTrigger, got {deferred.trigger!r}"
+    )
+    _, kwargs = deferred.trigger.serialize()
+    expected = {"endpoint": health_server.health_url, "headers": {"X-Team": "data"}, "response_check": "status",
+                "expected_value": "healthy", "poll_interval": 3.0, "timeout": 120.0}
+    assert kwargs == expected, f"the trigger must carry the operator's arguments: expected {expected!r}, got {kwargs!r}"
+    assert deferred.timeout is not None, "defer() without timeout=: Airflow would never fail a trigger that hangs"
+    assert timedelta(seconds=120) <= deferred.timeout <= timedelta(seconds=120 + 300), (
+        f"defer(timeout=...) for timeout=120: expected 120 s plus at most a small grace, got {deferred.timeout}"
+    )
+    assert len(health_server.requests) == 1, f"expected one check before deferring, got {len(health_server.requests)}"
+
+
+@pytest.mark.criterion("ex11_3.t2.resumes_with_payload")
+def test_resumes_on_a_new_instance_and_returns_the_payload(ct, health_server):
+    health_server.queue_response(503, '{"status": "maintenance"}')  # the synchronous check sees maintenance
+    run = drive_deferral(operator(ct, health_server))
+    assert run.deferred, "503 at the first check: expected the operator to defer"
+    assert run.method_name == "execute_complete", f"expected method_name 'execute_complete', got {run.method_name!r}"
+    assert run.event.get("status") == "success", f"trigger event: expected success, got {run.event!r}"
+    assert run.result == run.event, (
+        f"execute_complete on the resumed instance: expected the event payload as XCom {run.event!r}, "
+        f"got {run.result!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t2.fails_clearly")
+def test_timeout_event_fails_the_task(ct, health_server):
+    health_server.force("maintenance")
+    with pytest.raises(AirflowException) as failure:
+        drive_deferral(operator(ct, health_server, timeout=0.3), max_wait=10)
+    assert not isinstance(failure.value, TaskDeferralTimeout), (
+        "the trigger should report its own timeout (with the last status seen) before Airflow's deferral "
+        "timeout fires: give defer(timeout=...) a little more than the trigger's timeout"
+    )
+    message = str(failure.value)
+    assert "503" in message or "maintenance" in message, (
+        f"timeout error: expected the last status seen (503 / maintenance) in the message, got {message!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t2.fails_clearly")
+def test_error_event_and_unknown_events_fail_the_task(ct, health_server):
+    task = operator(ct, health_server)
+    context = make_context(task)
+    for event in ({"status": "error", "message": "HTTP 401: unauthorized", "endpoint": health_server.health_url},
+                  {"status": "surprise"}):
+        with pytest.raises(AirflowException) as failure:
+            task.execute_complete(context, event=event)
+        assert str(failure.value), f"execute_complete(event={event!r}): expected an error message, got an empty one"
+    health_server.require_bearer("right")
+    with pytest.raises(AirflowException, match="401"):
+        drive_deferral(operator(ct, health_server, headers={"Authorization": "Bearer wrong"}))
+
+
+@pytest.mark.criterion("ex11_3.t2.non_deferrable")
+def test_deferrable_false_polls_in_the_worker(ct, health_server):
+    for _ in range(3):
+        health_server.queue_response(503, '{"status": "maintenance"}')
+    task = operator(ct, health_server, deferrable=False)
+    try:
+        result = call_execute(task)
+    except TaskDeferred:
+        pytest.fail("deferrable=False: execute() deferred; it must wait in the worker")
+    assert isinstance(result, dict) and result.get("status") == "success", (
+        f"deferrable=False, 3 x 503 then healthy: expected the success payload, got {result!r}"
+    )
+    assert len(health_server.requests) == 4, f"expected 4 requests, got {len(health_server.requests)}"
+
+
+@pytest.mark.criterion("ex11_3.t2.non_deferrable")
+def test_deferrable_false_keeps_the_same_timeout_and_error_semantics(ct, health_server):
+    health_server.force("maintenance")
+    with pytest.raises(AirflowException, match="503|maintenance"):
+        call_execute(operator(ct, health_server, deferrable=False, timeout=0.3))
+    health_server.force(None)
+    health_server.require_bearer("right")
+    with pytest.raises(AirflowException, match="401"):
+        call_execute(operator(ct, health_server, deferrable=False, headers={"Authorization": "Bearer x"}))
+
+
+@pytest.mark.integration
+@pytest.mark.criterion("ex11_3.t2.dag_runs")
+def test_http_polling_dag_succeeds(run_dag, health_server):
+    health_server.queue_response(503, '{"status": "maintenance"}')  # so the task defers
+    result = run_dag("ex11_3_http_polling", env={"WORKBOOK_HEALTH_URL": health_server.health_url,
+                                                 "WORKBOOK_POLL_INTERVAL": "0.05"}).assert_success()
+    answer = result.xcoms.get("wait_for_api")
+    assert isinstance(answer, dict) and answer.get("value") == "healthy", (
+        f"XCom of wait_for_api: expected the success payload with value 'healthy', got {answer!r}"
+    )
+    assert len(health_server.requests) >= 2, (
+        f"expected the check plus the trigger's poll(s), got {len(health_server.requests)} request(s)"
+    )
+    assert str(result.xcoms.get("report", "")).startswith("API healthy"), f"report XCom: {result.xcoms.get('report')!r}"
