@@ -21,7 +21,8 @@ EXIT_COULD_NOT_RUN = 2
 
 
 def parser() -> argparse.ArgumentParser:
-    main_parser = argparse.ArgumentParser(prog="workbook", description=__doc__.split("\n")[0])
+    main_parser = argparse.ArgumentParser(prog="workbook", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
     main_parser.add_argument("--root", type=Path, default=None,
                              help="the workbook folder (default: the one around the current folder)")
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -24,6 +24,8 @@ FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
 INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "ci"}
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv"}
 MIN_LINE_LENGTH = 20
+LONG_LINE = 60
+RUN = 3
 # Lines a solution shares with its starter by design, whatever the starter says.
 STRUCTURAL = [re.compile(p) for p in (
     r"^(from|import)\s", r"^(async\s+)?def\s", r"^class\s", r"^@", r"^super\(\)\.__init__\(",
@@ -53,7 +55,9 @@ def public_rubric_text(text: str) -> str:
     """
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.startswith("[[")]
-    head = "".join(lines[: starts[0]] if starts else lines)
+    if not starts:
+        return text
+    head = "".join(lines[: starts[0]])
     blocks = ["".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
     hidden_points: dict[str, int] = {}
     kept = []
@@ -133,26 +137,59 @@ Airflow processes.
 """
 
 
-def solution_lines(root: Path) -> dict[str, str]:
-    """Every non-trivial line of solutions/ (a line its starter does not share), mapped to where it is."""
-    found: dict[str, str] = {}
+@dataclass
+class SolutionCode:
+    """What counts as the solutions' code when searching a release.
+
+    Single short lines are Python idioms (`except Exception as exc:`, `started = time.monotonic()`) that
+    tests and fixtures share with any solution (even two in a row: `except BaseException:` then
+    `Path(tmp).unlink(missing_ok=True)` is how fixtures/atomic.py cleans up too), so a leak is RUN
+    consecutive non-trivial solution lines found one after the other, or a single non-trivial line of
+    LONG_LINE characters or more.
+    """
+    lines: dict[str, str]  # every non-trivial line -> where it is in solutions/
+    runs: set[tuple[str, ...]]
+
+    def leaks_in(self, text: str) -> list[str]:
+        code = _code_lines(text)
+        found = [line for line in code if len(line) >= LONG_LINE and line in self.lines]
+        windows = zip(*(code[i:] for i in range(RUN)), strict=False)
+        found += [" / ".join(window) for window in windows if window in self.runs]
+        return found
+
+    def where(self, leak: str) -> str:
+        return self.lines[leak.split(" / ", 1)[0]]
+
+
+def solution_code(root: Path) -> SolutionCode:
+    """The non-trivial lines of solutions/: not structural, not shared with the starter of the same name."""
+    lines: dict[str, str] = {}
+    runs: set[tuple[str, ...]] = set()
     solutions = root / "solutions"
     for source in sorted(solutions.rglob("*.py")):
         if any(part in CACHE_NAMES for part in source.parts):
             continue
         relative = source.relative_to(solutions)
         starter = root / "starters" / relative
-        shared = set(_lines(starter.read_text(encoding="utf-8"))) if starter.exists() else set()
-        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-            line = line.strip()
-            if len(line) < MIN_LINE_LENGTH or line in shared or any(p.search(line) for p in STRUCTURAL):
+        shared = set(_code_lines(starter.read_text(encoding="utf-8"))) if starter.exists() else set()
+        chain: list[str] = []
+        for number, raw in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
                 continue
-            found.setdefault(line, f"solutions/{relative.as_posix()}:{number}")
-    return found
+            trivial = len(line) < MIN_LINE_LENGTH or line in shared or any(p.search(line) for p in STRUCTURAL)
+            if trivial:
+                chain = []
+                continue
+            lines.setdefault(line, f"solutions/{relative.as_posix()}:{number}")
+            chain = [*chain[-(RUN - 1):], line]
+            if len(chain) == RUN:
+                runs.add(tuple(chain))
+    return SolutionCode(lines=lines, runs=runs)
 
 
-def find_leaks(release: Path, lines: dict[str, str]) -> list[str]:
-    """Files of the release that contain a solution line (notebooks are searched cell by cell)."""
+def find_leaks(release: Path, code: SolutionCode) -> list[str]:
+    """Files of the release that contain solution code (notebooks are searched cell by cell)."""
     leaks = []
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
         try:
@@ -161,9 +198,8 @@ def find_leaks(release: Path, lines: dict[str, str]) -> list[str]:
             continue
         if path.suffix == ".ipynb":
             text = _notebook_text(text)
-        for line in _lines(text):
-            if line in lines:
-                leaks.append(f"{path.relative_to(release).as_posix()}: {line!r} (from {lines[line]})")
+        for leak in code.leaks_in(text):
+            leaks.append(f"{path.relative_to(release).as_posix()}: {leak!r} (from {code.where(leak)})")
     if (release / "solutions").exists():
         leaks.insert(0, "solutions/ is in the release")
     return leaks
@@ -203,7 +239,7 @@ def build(root: Path, out: Path) -> Release:
                                       encoding="utf-8")
     (out / "README.md").write_text(learner_readme(load(out)), encoding="utf-8")
     release.files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    release.leaks = find_leaks(out, solution_lines(root))
+    release.leaks = find_leaks(out, solution_code(root))
     return release
 
 
@@ -225,8 +261,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _code_lines(text: str) -> list[str]:
+    """Stripped lines without blanks and comments (so a leak cannot hide behind reformatting them)."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def _notebook_text(text: str) -> str:

@@ -1,0 +1,118 @@
+"""`release OUT_DIR`: the learner repo has no solutions, no hidden tests, no instructor tools, and no
+solution code anywhere (searched line by line, notebooks cell by cell)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grading.cli import main
+from grading.release import build, find_leaks, public_rubric_text, solution_code
+from grading.rubric import load
+from tests.harness.target import REPO_ROOT
+from tests.workbook.grading_fixtures.builder import make_workbook
+
+
+@pytest.fixture(scope="module")
+def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_workbook(tmp_path_factory.mktemp("release") / "workbook")
+
+
+def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
+    out = tmp_path / "learner"
+    code = main(["--root", str(REPO_ROOT), "release", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, f"release of this repo found solution code:\n{printed}"
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not [f for f in files if f.startswith("solutions/")], "solutions/ shipped"
+    assert not [f for f in files if f.endswith("test_hidden.py")], "hidden tests shipped"
+    assert not {"grading/submission.py", "grading/release.py", "grading/instrument.py"} & files
+    assert not [f for f in files if f.startswith(("grading/ci/", ".ci/", "tests/workbook/grading_fixtures/"))]
+    for needed in ("README.md", "Makefile", "pyproject.toml", "constraints.txt", "exercises/rubric.toml",
+                   "starters/_todo.py", "tests/conftest.py", "grading/check.py", "grading/hints.py"):
+        assert needed in files, f"{needed} missing from the release"
+    rubric = tomllib.loads((out / "exercises" / "rubric.toml").read_text(encoding="utf-8"))
+    hidden = [c["id"] for c in rubric.get("criterion", []) if c.get("visibility") == "hidden"]
+    assert hidden == [], f"hidden criteria in the learner rubric: {hidden}"
+    makefile = (out / "Makefile").read_text(encoding="utf-8")
+    assert "--target=solution" not in makefile and "check:" in makefile, makefile
+
+
+def test_learner_release_offers_only_learner_commands(tmp_path):
+    out = tmp_path / "learner"
+    assert build(REPO_ROOT, out).leaks == []
+    # -S: without site-packages, so this repo's editable install cannot lend the release a missing module.
+    done = subprocess.run([sys.executable, "-S", "-m", "grading", "--help"], cwd=out, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(out)}, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    offered = done.stdout
+    assert all(name in offered for name in ("check", "hint", "grade")), offered
+    commands = {line.split()[0] for line in offered.split("positional arguments:")[1].split("options:")[0]
+                .splitlines()[2:] if line.startswith("    ") and not line.startswith("     ")}
+    assert commands == {"check", "hint", "grade"}, offered
+
+
+def test_public_rubric_drops_hidden_criteria_and_still_adds_up(workbook, tmp_path):
+    out = tmp_path / "learner"
+    build(workbook, out)
+    rubric = load(out)
+    assert rubric.problems_found == [], rubric.problems_found
+    assert [c.id for c in rubric.exercises[0].criteria] == ["ex01.t1.adds", "ex01.t2.parses", "ex01.t2.counts_down"]
+    assert rubric.exercises[0].points == 5, "ex01 declares 6 points, 1 of them hidden"
+    assert not (out / "tests" / "ex01_mini" / "test_hidden.py").exists()
+    assert not (out / "solutions").exists()
+
+
+def test_public_rubric_keeps_other_blocks_as_written():
+    text = ('# head\nschema = 1\n\n[[exercise]]\nid = "ex01"\npoints = 3  # two public, one hidden\n\n'
+            '[[criterion]]\nid = "ex01.t1.a"\npoints = 2\nvisibility = "public"\n\n'
+            '[[criterion]]\nid = "ex01.t1.b"\npoints = 1\nvisibility = "hidden"\n')
+    assert public_rubric_text(text) == ('# head\nschema = 1\n\n[[exercise]]\nid = "ex01"\n'
+                                        'points = 2  # two public, one hidden\n\n'
+                                        '[[criterion]]\nid = "ex01.t1.a"\npoints = 2\nvisibility = "public"\n\n')
+
+
+def test_solution_code_anywhere_in_the_release_is_found(workbook, tmp_path, capsys):
+    code = solution_code(workbook)
+    assert 'status = str(payload.get("status", "")).lower()' in code.lines, sorted(code.lines)
+    assert "def add(a: int, b: int) -> int:" not in code.lines, "a signature the starter shares is not a leak"
+    # A notebook that shows the solution, and a fixture that copied three lines of it (a comment in between).
+    notebook = {"cells": [{"cell_type": "code", "source": [
+        "def parse_status(payload):\n", '    status = str(payload.get("status", "")).lower()\n',
+        "    if status not in KNOWN_STATUSES:\n", '        raise ValueError(f"unknown status {status!r}")\n'],
+        "outputs": []}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (workbook / "notebooks").mkdir(exist_ok=True)
+    (workbook / "notebooks" / "ex01.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    (workbook / "fixtures" / "leaky.py").write_text(
+        'def check(payload):\n    status = str(payload.get("status", "")).lower()\n'
+        '    if status not in KNOWN_STATUSES:\n        # reformatted\n\n'
+        '        raise ValueError(f"unknown status {status!r}")\n', encoding="utf-8")
+    try:
+        code_ = main(["--root", str(workbook), "release", str(tmp_path / "learner")])
+        printed = capsys.readouterr().out
+        assert code_ == 1, f"a release with solution code: expected exit 1, got {code_}\n{printed}"
+        assert "notebooks/ex01.ipynb: 'status = str(payload.get(" in printed, printed
+        assert "fixtures/leaky.py: 'status = str(payload.get(" in printed, printed
+        assert len(find_leaks(tmp_path / "learner", code)) == 2
+    finally:
+        (workbook / "notebooks" / "ex01.ipynb").unlink()
+        (workbook / "fixtures" / "leaky.py").unlink()
+
+
+def test_idioms_shared_with_any_code_are_not_leaks(workbook):
+    code = solution_code(workbook)
+    assert code.leaks_in('status = str(payload.get("status", "")).lower()\nprint(status)\n') == [], \
+        "one short line is an idiom, not a leak"
+
+
+def test_release_refuses_a_folder_in_use(workbook, tmp_path, capsys):
+    (tmp_path / "something").write_text("x", encoding="utf-8")
+    assert main(["--root", str(workbook), "release", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
