@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(error.args[0])
         return 2
     if not task.hints:
-        print(f"{task.id} ({task.title}) has no hints. Read exercises/{exercise.text}.")
+        print(f"{task.id} ({task.title}) has no hints. Read {exercise.chapter}.")
         return 0
     state_path = args.root / STATE_FILE
     seen = _read(state_path)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if level < len(task.hints):
         print(f"Run `workbook hint {exercise.id} {task.number}` again for hint {level + 1}.")
     else:
-        print(f"That was the last hint. The chapter: exercises/{exercise.text}#task-{task.number[1:]}")
+        print(f"That was the last hint. The chapter: {exercise.chapter}#task-{task.number[1:]}")
     return 0
 
 

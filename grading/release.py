@@ -92,7 +92,7 @@ def learner_makefile(text: str) -> str:
 
 
 def learner_readme(rubric: Rubric) -> str:
-    rows = "\n".join(f"| {e.id} | [{e.title}](exercises/{e.text}) | `starters/{e.module}.py` | "
+    rows = "\n".join(f"| {e.id} | [{e.title}]({e.chapter}) | `starters/{e.module}.py` | "
                      f"`{e.test_folder}/` | {e.criteria_points} |" for e in rubric.exercises)
     return f"""# Waiting well: an Apache Airflow 3.3 workbook
 

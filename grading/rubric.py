@@ -75,6 +75,11 @@ class Exercise:
         return tuple(c for task in self.tasks for c in task.criteria)
 
     @property
+    def chapter(self) -> str:
+        """The chapter's path from the root (`text` may be given as `ex04_x.md` or `exercises/ex04_x.md`)."""
+        return self.text if "/" in self.text else f"exercises/{self.text}"
+
+    @property
     def test_folder(self) -> str:
         """`tests/ex04_custom_sensors` for the chapter `ex04_custom_sensors.md`."""
         return self.tests or f"tests/{Path(self.text).stem}"
