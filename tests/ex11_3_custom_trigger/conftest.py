@@ -120,11 +120,18 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
     return created
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Yield to the loop until `condition()` holds (a state to reach, not a delay to sit out)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
+async def wait_until(condition: Callable[[], bool], what: str, task: asyncio.Task | None = None,
+                     within: float = 10.0) -> None:
+    """Yield to the loop until `condition()` holds (a state to reach, not a delay to sit out). If `task`
+    (the trigger under test) ends first, its result or exception is raised at once."""
+    try:
+        async with asyncio.timeout(within):
+            while not condition():
+                if task is not None and task.done():
+                    raise AssertionError(f"run() ended before {what}: {task.result()!r}")
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {within:g} s") from None
 
 
 # ---- the e2e deployment ---------------------------------------------------------------------------------

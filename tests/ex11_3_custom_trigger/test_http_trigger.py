@@ -67,8 +67,7 @@ def test_rebuilt_in_a_fresh_process_reaches_its_event(ct, health_server):
 async def test_fires_after_the_switch_to_healthy(ct, health_server):
     health_server.force("maintenance")
     task = asyncio.create_task(first_event(make(ct, health_server), within=15))
-    await wait_until(lambda: len(health_server.requests) >= 3, "three polls during maintenance")
-    assert not task.done(), f"run() ended while the API was in maintenance: {task.result() if not task.exception() else task.exception()!r}"
+    await wait_until(lambda: len(health_server.requests) >= 3, "three polls during maintenance", task)
     health_server.force("healthy")
     payload = (await task).payload
     assert payload.get("status") == "success", f"after the switch to healthy: expected status 'success', got {payload!r}"
@@ -172,7 +171,7 @@ async def test_5xx_malformed_json_and_retryable_4xx_are_polled_again(ct, health_
 async def test_connection_errors_are_polled_again(ct, health_server):
     health_server.drop_connections = True
     task = asyncio.create_task(first_event(make(ct, health_server), within=10))
-    await wait_until(lambda: len(health_server.requests) >= 3, "three dropped connections")
+    await wait_until(lambda: len(health_server.requests) >= 3, "three dropped connections", task)
     health_server.drop_connections = False
     payload = (await task).payload
     assert payload.get("status") == "success", f"connections reset, then healthy: expected success, got {payload!r}"

@@ -1,0 +1,166 @@
+"""Task 3: FilePatternTrigger and the deferrable FilePatternSensor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout, TaskDeferred
+
+from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
+from tests.harness import call_execute, collect_events, drive_deferral, first_event, roundtrip
+
+
+@pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
+def test_serialize_keeps_every_argument(ct, target, landing_zone):
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=2.5, timeout=60.0)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == f"{target.package}.custom_trigger.FilePatternTrigger", (
+        f"serialize() classpath: expected {target.package}.custom_trigger.FilePatternTrigger, got {classpath!r}"
+    )
+    expected = {"pattern": landing_zone.pattern(), "min_files": 3, "poll_interval": 2.5, "timeout": 60.0}
+    assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
+    roundtrip(trigger)
+    roundtrip(ct.FilePatternTrigger(pattern=landing_zone.pattern()))
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
+async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
+    for name in ("c.csv", "a.csv", "notes.txt"):
+        landing_zone.drop(name)
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=0.02, timeout=10)
+    task = asyncio.create_task(first_event(trigger, within=10))
+    await asyncio.wait([task], timeout=0.15)  # several polls with 2 of 3 files
+    if task.done():
+        raise AssertionError(f"with 2 of min_files=3 files: expected no event yet, got {task.result().payload!r}")
+    landing_zone.drop("b.csv")
+    payload = (await task).payload
+    expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv", "c.csv")]
+    assert payload.get("status") == "success", f"3 of 3 files: expected status 'success', got {payload!r}"
+    assert payload.get("files") == expected, f"event files: expected the sorted list {expected!r}, got {payload.get('files')!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.times_out")
+async def test_times_out_and_yields_once(ct, landing_zone):
+    landing_zone.drop("only.csv")
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.3)
+    events = await collect_events(trigger, within=5)
+    assert len(events) == 1, f"run() with timeout=0.3 and too few files: expected one event, got {events!r}"
+    payload = events[0].payload
+    assert payload.get("status") == "timeout", f"expected status 'timeout', got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t3.non_blocking")
+def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
+    landing_zone.drop("a.csv")
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def slow_scandir(*args, **kwargs):  # storage where a directory listing takes 0.25 s
+        time.sleep(0.25)
+        return real_scandir(*args, **kwargs)
+
+    def slow_listdir(*args, **kwargs):
+        time.sleep(0.25)
+        return real_listdir(*args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", slow_scandir)
+    monkeypatch.setattr(os, "listdir", slow_listdir)
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.8)
+    events, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.1)
+    assert not slow, f"run() listed the directory on the event loop (slow storage, asyncio debug): {slow[:3]}"
+    assert len(events) == 1 and events[0].payload.get("status") == "timeout", f"expected one timeout event, got {events!r}"
+
+
+@pytest.mark.criterion("ex11_3.t3.sensor_defers")
+def test_sensor_returns_at_once_when_the_files_are_there(ct, landing_zone):
+    landing_zone.drop("a.csv")
+    landing_zone.drop("b.csv")
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                  poke_interval=0.05, timeout=10)
+    run = drive_deferral(sensor)
+    expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv")]
+    assert (run.deferred, run.result) == (False, expected), (
+        f"files already there: expected no deferral and {expected!r}, got deferred={run.deferred}, {run.result!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t3.sensor_defers")
+def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, monkeypatch):
+    landing_zone.drop("a.csv")
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=3,
+                                  poke_interval=0.05, timeout=30)
+    with pytest.raises(TaskDeferred) as deferral:
+        call_execute(sensor)
+    deferred = deferral.value
+    assert isinstance(deferred.trigger, ct.FilePatternTrigger), f"expected a FilePatternTrigger, got {deferred.trigger!r}"
+    _, kwargs = deferred.trigger.serialize()
+    assert (kwargs["pattern"], kwargs["min_files"], kwargs["poll_interval"]) == (landing_zone.pattern(), 3, 0.05), (
+        f"the trigger must carry pattern, min_files and poke_interval as poll_interval, got {kwargs!r}"
+    )
+    assert deferred.timeout is not None and deferred.timeout >= timedelta(seconds=30), (
+        f"defer(timeout=...) must bound the deferral by the sensor's timeout (30 s), got {deferred.timeout}"
+    )
+    started = threading.Event()
+    original_run = ct.FilePatternTrigger.run
+
+    async def observed_run(self):
+        started.set()
+        async for event in original_run(self):
+            yield event
+
+    monkeypatch.setattr(ct.FilePatternTrigger, "run", observed_run)
+    landing_zone.drop_when(started, ["c.csv", "b.csv"])
+    run = drive_deferral(sensor)
+    expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv", "c.csv")]
+    assert run.deferred and run.result == expected, (
+        f"files landing while deferred: expected the resumed sensor to return {expected!r}, got {run.result!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t3.times_out")
+def test_sensor_times_out_with_a_sensor_timeout(ct, landing_zone):
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
+                                  poke_interval=0.05, timeout=0.3)
+    with pytest.raises((AirflowSensorTimeout, TaskDeferralTimeout)):
+        drive_deferral(sensor, max_wait=10)
+
+
+@pytest.mark.criterion("ex11_3.t3.sensor_defers")
+def test_sensor_in_poke_mode_without_deferral(ct, landing_zone):
+    landing_zone.drop("a.csv")
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
+                                  poke_interval=0.05, timeout=5, deferrable=False)
+    try:
+        result = call_execute(sensor)
+    except TaskDeferred:
+        pytest.fail("deferrable=False: the sensor deferred; it must poke in the worker")
+    assert result == [str(landing_zone.root / "a.csv")], f"deferrable=False with a.csv there: got {result!r}"
+
+
+@pytest.mark.integration
+@pytest.mark.criterion("ex11_3.t3.dag_runs")
+def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch):
+    landing_zone.drop("2025-01-01.csv")
+    started = threading.Event()
+    original_run = ct.FilePatternTrigger.run
+
+    async def observed_run(self):  # dag.test() runs the trigger in this process
+        started.set()
+        async for event in original_run(self):
+            yield event
+
+    monkeypatch.setattr(ct.FilePatternTrigger, "run", observed_run)
+    landing_zone.drop_when(started, ["2025-01-02.csv", "2025-01-03.csv"])
+    result = run_dag("ex11_3_file_pattern", env={"WORKBOOK_LANDING_DIR": str(landing_zone.root),
+                                                 "WORKBOOK_MIN_FILES": "3", "WORKBOOK_POLL_INTERVAL": "0.05"})
+    result.assert_success()
+    assert started.is_set(), "the sensor never deferred to FilePatternTrigger (2 of 3 files were missing)"
+    rows = result.xcoms.get("count_rows")
+    expected = {"2025-01-01.csv": 3, "2025-01-02.csv": 3, "2025-01-03.csv": 3}
+    assert rows == expected, f"count_rows XCom: expected {expected!r}, got {rows!r}"

@@ -1,0 +1,59 @@
+"""Hidden criteria of Exercise 11.3 (instructors only; the learner release drops this file)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from tests.ex11_3_custom_trigger.conftest import wait_until
+from tests.harness import first_event
+
+
+@pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
+def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, caplog):
+    """The triggerer cancels run() when the trigger moves or the task is cleared: nothing may stay open."""
+    health_server.force("maintenance")
+    trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
+                                    timeout=30)
+
+    async def cancel_mid_wait() -> None:
+        task = asyncio.create_task(first_event(trigger, within=30))
+        await wait_until(lambda: len(health_server.requests) >= 3, "three polls", task)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        asyncio.run(cancel_mid_wait())
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert sessions, "run() polled without an aiohttp.ClientSession"
+    assert all(s.closed for s in sessions), (
+        f"cancelled after 3 polls: expected every aiohttp.ClientSession closed, "
+        f"{sum(not s.closed for s in sessions)} of {len(sessions)} still open"
+    )
+    assert not unclosed, f"cancelled run() left resources open: {unclosed[:3]}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.ignores_partial_files")
+async def test_uploads_in_progress_and_directories_do_not_count(ct, landing_zone):
+    landing_zone.drop("a.csv")
+    landing_zone.drop_partial("b.csv")  # hidden `.b.csv`, still being written
+    (landing_zone.root / "archive.csv").mkdir()  # a directory that happens to match
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=0.3)
+    payload = (await first_event(trigger, within=5)).payload
+    assert payload.get("status") == "timeout", (
+        f"a.csv, an upload in progress (.b.csv) and a directory archive.csv with min_files=2: expected "
+        f"'timeout', got {payload!r}"
+    )
+    landing_zone.drop("b.csv")
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=5)
+    payload = (await first_event(trigger, within=5)).payload
+    expected = [str(landing_zone.root / "a.csv"), str(landing_zone.root / "b.csv")]
+    assert payload.get("files") == expected, f"expected only the regular files {expected!r}, got {payload!r}"
