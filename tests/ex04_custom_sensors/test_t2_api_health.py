@@ -226,4 +226,3 @@ def test_logs_status_latency_and_body(sensors, health_server, sensor_log):
     assert "503" in text and "maintenance" in text and "ms" in text, (
         f"poke() on a 503: expected the log to show the status, the latency (ms) and the body, got {text!r}"
     )
-
