@@ -29,8 +29,10 @@ def test_the_triggerer_runs_the_trigger_and_the_dag_succeeds(airflow_processes, 
     )
     e2e_health_server.force("healthy")
     state = airflow_processes.wait_for_run(DAG_ID, run_id, timeout=60)
-    log = airflow_processes.task_log(DAG_ID, run_id, "wait_for_api")
-    assert state == "success", f"DAG run {run_id}: expected 'success', got {state!r}\n{log[-3000:]}"
+    if state != "success":
+        logs = "\n".join(f"--- {p.relative_to(airflow_processes.home)}\n{p.read_text(errors='replace')[-2500:]}"
+                         for p in airflow_processes.task_log_files(DAG_ID))
+        pytest.fail(f"DAG run {run_id}: expected 'success', got {state!r}\n{logs}\n{airflow_processes.log_tails()}")
     answer = airflow_processes.xcom(DAG_ID, run_id, "wait_for_api")
     assert isinstance(answer, dict) and answer.get("value") == "healthy", (
         f"XCom of wait_for_api: expected the success payload with value 'healthy', got {answer!r}"

@@ -13,6 +13,11 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout, Ta
 
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
 from tests.harness import call_execute, collect_events, drive_deferral, first_event, roundtrip
+from tests.harness.target import current_target
+
+
+class TeamFilePatternTrigger(current_target().module("custom_trigger").FilePatternTrigger):
+    """A team's subclass: its serialize() must name the subclass, so the classpath comes from the class."""
 
 
 @pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
@@ -26,6 +31,10 @@ def test_serialize_keeps_every_argument(ct, target, landing_zone):
     assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
     roundtrip(trigger)
     roundtrip(ct.FilePatternTrigger(pattern=landing_zone.pattern()))
+    rebuilt = roundtrip(TeamFilePatternTrigger(pattern=landing_zone.pattern()))
+    assert type(rebuilt) is TeamFilePatternTrigger, (
+        f"serialize() of a subclass: expected it to rebuild TeamFilePatternTrigger, got {type(rebuilt).__qualname__}"
+    )
 
 
 @pytest.mark.asyncio

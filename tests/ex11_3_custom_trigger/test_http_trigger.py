@@ -12,6 +12,11 @@ from fixtures.health_server import HealthServer
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop, wait_until
 from tests.harness import collect_events, first_event, roundtrip, run_in_fresh_process
 from tests.harness.airflow_processes import free_port
+from tests.harness.target import current_target
+
+
+class TeamHttpPollingTrigger(current_target().module("custom_trigger").HttpPollingTrigger):
+    """A team's subclass: its serialize() must name the subclass, so the classpath comes from the class."""
 
 
 def make(ct, server: HealthServer, **overrides):
@@ -42,6 +47,15 @@ def test_serialize_keeps_every_argument_and_the_importable_classpath(ct, target)
     assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
     rebuilt = roundtrip(trigger)
     assert rebuilt.serialize() == (classpath, kwargs), "the trigger rebuilt from serialize() serializes differently"
+
+
+@pytest.mark.criterion("ex11_3.t1.serialize_roundtrip")
+def test_a_subclass_serializes_its_own_classpath():
+    trigger = TeamHttpPollingTrigger("http://127.0.0.1:9/health", expected_value="up")
+    rebuilt = roundtrip(trigger)
+    assert type(rebuilt) is TeamHttpPollingTrigger, (
+        f"serialize() of a subclass: expected it to rebuild TeamHttpPollingTrigger, got {type(rebuilt).__qualname__}"
+    )
 
 
 @pytest.mark.criterion("ex11_3.t1.serialize_roundtrip")
