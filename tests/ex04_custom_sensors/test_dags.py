@@ -100,7 +100,7 @@ def test_api_health_dag_with_a_connection(run_dag, monkeypatch):
 
 @pytest.mark.criterion("ex04.t3.dag")
 def test_ml_readiness_dag(run_dag, tmp_path):
-    with MLDataSources(tmp_path / "ml-data", clock=SimClock(time_scale=100)) as sources:  # all ready by 0.4 s
+    with MLDataSources(tmp_path / "ml-data", clock=SimClock(time_scale=200)) as sources:  # all ready by 0.2 s
         result = run_dag("ex04_ml_readiness", env={
             "WORKBOOK_ML_DATA_ROOT": str(sources.root), "WORKBOOK_CATALOG_URL": sources.catalog_url,
             "WORKBOOK_TIME_SCALE": SCALE,
