@@ -3,6 +3,7 @@ process (api-server, scheduler, dag-processor and triggerer started separately o
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -21,6 +22,13 @@ def test_the_triggerer_runs_the_trigger_and_the_dag_succeeds(airflow_processes, 
     trigger = ti.get("trigger") or {}
     assert trigger.get("classpath") == expected_classpath, (
         f"deferred task's trigger record: expected classpath {expected_classpath!r}, got {trigger!r}"
+    )
+    # Airflow 3.3 race (apache/airflow#72716): if the trigger fires before the scheduler has drained the
+    # worker's defer-exit "success" event, the resumed task is failed as "state changed externally".
+    # Wait for the scheduler to record the deferral first, as it would in any wait longer than seconds.
+    airflow_processes.wait_for_log(
+        "scheduler", rf"TaskInstance Finished: dag_id={DAG_ID}, task_id=wait_for_api, run_id={re.escape(run_id)},"
+        rf"[^\n]*state=deferred", timeout=60,
     )
     # The triggerer picks the trigger up and polls the (still in maintenance) API itself.
     polls = len(e2e_health_server.requests)

@@ -17,6 +17,7 @@ in `<home>/process-logs/` and the tail is shown in readiness errors.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -146,6 +147,12 @@ class AirflowProcesses:
 
     def log_tails(self, lines: int = 15) -> str:
         return "\n".join(self.log_tail(c, lines) for c in self.processes)
+
+    def wait_for_log(self, component: str, pattern: str | re.Pattern[str], timeout: float = 60.0) -> re.Match[str]:
+        """Until `component`'s output matches `pattern` (a regex); returns the match."""
+        regex = re.compile(pattern)
+        return self.wait_for(f"`airflow {component}` logging {regex.pattern!r}",
+                             lambda: regex.search(self.log_text(component)), timeout)
 
     def task_log_files(self, dag_id: str) -> list[Path]:
         """The task and trigger log files Airflow wrote for `dag_id` (the triggerer's are `*.trigger.*`)."""
