@@ -52,6 +52,15 @@ async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
     expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv", "c.csv")]
     assert payload.get("status") == "success", f"3 of 3 files: expected status 'success', got {payload!r}"
     assert payload.get("files") == expected, f"event files: expected the sorted list {expected!r}, got {payload.get('files')!r}"
+    # Directory order is the file system's (hash order here): with 30 files it is never sorted by chance.
+    names = [f"part-{(i * 7919) % 1000:03d}.csv" for i in range(30)]
+    for name in names:
+        landing_zone.drop(name, rows=1)
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern("part-*.csv"), min_files=30, poll_interval=0.02,
+                                    timeout=10)
+    files = (await first_event(trigger, within=10)).payload.get("files")
+    expected = sorted(str(landing_zone.root / n) for n in names)
+    assert files == expected, f"30 part-*.csv files: expected them sorted by path, got {files!r}"
 
 
 @pytest.mark.asyncio
