@@ -175,6 +175,7 @@ class NewObjectTrigger(BaseEventTrigger):
 
 # ---- Task 2: the signed webhook receiver ----------------------------------------------------------------
 SIGNATURE_HEADER = "X-Webhook-Signature"
+DELIVERY = web.AppKey("delivery", tuple)  # (client session, worker task) of a running receiver
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -310,10 +311,10 @@ class WebhookReceiver:
         self._queue = asyncio.Queue()
         session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self._token}"},
                                         timeout=aiohttp.ClientTimeout(total=15))
-        app["delivery"] = (session, asyncio.create_task(self._deliver_forever(session)))
+        app[DELIVERY] = (session, asyncio.create_task(self._deliver_forever(session)))
 
     async def _stop_delivery(self, app: web.Application) -> None:
-        session, worker = app["delivery"]
+        session, worker = app[DELIVERY]
         worker.cancel()
         try:
             await worker

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.sdk import DAG, Asset, AssetWatcher, TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from solutions.event_driven import ActivationAudit, InboxFileTrigger
 
@@ -68,6 +69,8 @@ with DAG(
         audit = ActivationAudit(AUDIT_DB)
         for activation in activations or []:
             audit.complete(activation["activation_id"], outcome)
+        if outcome == "failed":  # this task is the leaf: without it the run would count as a success
+            raise AirflowFailException("processing failed; the activations are recorded as failed")
         return outcome
 
     activations = claim()

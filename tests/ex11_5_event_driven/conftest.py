@@ -1,0 +1,184 @@
+"""Fixtures of Exercise 11.5: the target's module, the simulators (landing zone, queue, webhook sender), a
+stand-in for Airflow's REST API that the webhook receiver talks to, and helpers to drive event triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from fixtures.clock import SimClock
+from fixtures.http import BackgroundServer
+from fixtures.landing_zone import LandingZone
+from fixtures.queue_sim import QueueSimulator
+from fixtures.webhook_sender import WebhookSender
+
+SECRET = "my-shared-secret"
+TOKEN = "workbook-test-token-7f3a"
+ASSET_URI = "s3://landing/bronze/sales"
+
+
+@pytest.fixture(scope="session")
+def ed(target) -> ModuleType:
+    """The target's `event_driven` module (starters/ or solutions/)."""
+    return target.module("event_driven")
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Iterator[LandingZone]:
+    zone = LandingZone(tmp_path / "landing" / "bronze" / "sales", clock=SimClock(time_scale=0))
+    yield zone
+    zone.stop()
+
+
+@pytest.fixture
+def queue_sim() -> Iterator[QueueSimulator]:
+    with QueueSimulator(clock=SimClock(time_scale=0), arrival_rate=0) as server:
+        yield server
+
+
+# ---- driving an event trigger -------------------------------------------------------------------------
+async def take_events(trigger: Any, count: int, within: float = 5.0, settle: float = 0.0) -> list[Any]:
+    """The payloads of the trigger's first `count` events; with `settle`, keep running that long afterwards
+    and fail if more arrive. The generator is closed afterwards, as the triggerer does."""
+    payloads: list[Any] = []
+    agen = trigger.run()
+    try:
+        async with asyncio.timeout(within):
+            while len(payloads) < count:
+                payloads.append((await anext(agen)).payload)
+        if settle:
+            try:
+                async with asyncio.timeout(settle):
+                    extra = (await anext(agen)).payload
+                raise AssertionError(f"expected {count} event(s), got another one: {extra!r} (after {payloads!r})")
+            except TimeoutError:
+                pass
+    except TimeoutError:
+        raise AssertionError(f"expected {count} event(s) within {within:g} s, got {len(payloads)}: {payloads!r}") \
+            from None
+    finally:
+        await agen.aclose()
+    return payloads
+
+
+async def no_event(trigger: Any, within: float) -> None:
+    await take_events(trigger, 0, settle=within)
+
+
+# ---- a stand-in for Airflow's REST API -----------------------------------------------------------------
+@dataclass
+class FakeAirflow(BackgroundServer):
+    """Answers `GET /api/v2/assets`, `POST /api/v2/assets/events` and `POST /api/v2/dags/{id}/dagRuns` like
+    Airflow does, records every request, and can fail the next `fail_next` requests with 503."""
+
+    token: str = TOKEN
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: int = 0
+
+    def __post_init__(self) -> None:
+        super().__init__(self._make_app)
+        self._lock = threading.Lock()
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The successful POSTs: asset events and DAG runs created."""
+        return [r for r in self.requests if r["method"] == "POST" and r["status"] < 300]
+
+    def _make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        status, answer = self._answer(request, body)
+        with self._lock:
+            self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
+                                  "auth": request.headers.get("Authorization"),
+                                  "json": json.loads(body) if body else None, "status": status})
+        return web.json_response(answer, status=status)
+
+    def _answer(self, request: web.Request, body: str) -> tuple[int, Any]:
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 503, {"detail": "service unavailable"}
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {"detail": "Not authenticated"}
+        if request.method == "GET" and request.path == "/api/v2/assets":
+            assets = [{"id": 7, "name": "bronze_sales", "uri": ASSET_URI}]
+            pattern = request.query.get("uri_pattern", "")
+            return 200, {"assets": [a for a in assets if pattern in a["uri"]], "total_entries": 1}
+        if request.method == "POST" and request.path == "/api/v2/assets/events":
+            data = json.loads(body)
+            if data.get("asset_id") != 7:
+                return 404, {"detail": f"Asset with ID: `{data.get('asset_id')}` was not found"}
+            return 200, {"id": len(self.requests) + 1, "asset_id": 7, "extra": {**data.get("extra", {}),
+                                                                                   "from_rest_api": True}}
+        if request.method == "POST" and request.path.startswith("/api/v2/dags/") and request.path.endswith("/dagRuns"):
+            data = json.loads(body)
+            if "logical_date" not in data:
+                return 422, {"detail": "logical_date: Field required"}
+            return 200, {"dag_run_id": f"manual__{len(self.requests)}", "conf": data.get("conf")}
+        return 404, {"detail": "Not Found"}
+
+
+@pytest.fixture
+def fake_airflow() -> Iterator[FakeAirflow]:
+    with FakeAirflow() as server:
+        yield server
+
+
+@dataclass
+class RunningReceiver:
+    receiver: Any
+    server: BackgroundServer
+    sender: WebhookSender
+
+    def wait_for(self, condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+        import time
+
+        deadline = time.monotonic() + within
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {within:g} s")
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def webhook(ed: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[..., RunningReceiver]]:
+    """`webhook(**overrides)` starts the target's WebhookReceiver (asset target, fast retries) on a free
+    port in front of `fake_airflow`, with a signing sender for its endpoint."""
+    servers: list[BackgroundServer] = []
+
+    def start(**overrides: Any) -> RunningReceiver:
+        options = {"secret": SECRET, "airflow_url": fake_airflow.url, "airflow_token": TOKEN,
+                   "asset_uri": ASSET_URI, "retry_delays": (0.01, 0.02, 0.04), "max_body_bytes": 64 * 1024,
+                   **overrides}
+        receiver = ed.WebhookReceiver(**options)
+        server = BackgroundServer(receiver.make_app).start()
+        servers.append(server)
+        sender = WebhookSender(f"{server.url}{receiver.path}", SECRET)
+        return RunningReceiver(receiver, server, sender)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def assets_in(condition: Any) -> list[Any]:
+    """The Asset objects of a DAG's asset condition (Asset, AssetAll/AssetAny nested), in order."""
+    from airflow.sdk import Asset
+
+    if isinstance(condition, Asset):
+        return [condition]
+    return [asset for part in getattr(condition, "objects", ()) for asset in assets_in(part)]

@@ -1,0 +1,61 @@
+"""Hidden criteria of Exercise 11.5 (instructors only; the learner release drops this file)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from fixtures.webhook_sender import minio_notification
+from tests.ex11_5_event_driven.conftest import SECRET, TOKEN, no_event, take_events
+
+
+@pytest.mark.criterion("ex11_5.t1.state_written_atomically")
+def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed, landing, tmp_path, monkeypatch,
+                                                                              capfd):
+    state = tmp_path / "state" / "seen.json"
+    landing.drop("a.csv")
+    replaced: list[str] = []
+    real_replace, real_rename = os.replace, os.rename
+
+    def spy_replace(src, dst, *args, **kwargs):
+        replaced.append(str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def spy_rename(src, dst, *args, **kwargs):
+        replaced.append(str(dst))
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", spy_replace)
+    monkeypatch.setattr(os, "rename", spy_rename)
+    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
+    asyncio.run(take_events(trigger, 1))
+    monkeypatch.undo()
+    assert str(state) in replaced, (
+        f"the watcher's state {state} must be written to a temp file and renamed into place (os.replace), so a "
+        f"crash mid-write never leaves half a file; renames seen: {replaced}"
+    )
+    state.write_text('{"seen": {"file:///')  # what a non-atomic writer leaves after a crash
+    landing.drop("b.csv")
+    asyncio.run(no_event(ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
+                                             poll_interval=0.01), within=0.15))
+    text = "".join(capfd.readouterr())
+    assert str(state) in text or "state" in text.lower(), (
+        "an unreadable state file must be logged (and fire nothing: re-firing everything breaks never-twice); "
+        f"log was:\n{text[-1500:]}"
+    )
+
+
+@pytest.mark.criterion("ex11_5.t2.secrets_never_logged")
+def test_secret_and_token_stay_out_of_logs(webhook, fake_airflow, caplog, capfd):
+    hook = webhook()
+    fake_airflow.fail_next = 1
+    hook.sender.send(minio_notification("landing/bronze/sales/a.parquet"), sign=False)
+    hook.sender.send(minio_notification("landing/bronze/sales/a.parquet"))
+    hook.wait_for(lambda: len(fake_airflow.deliveries) == 1, "the event delivered")
+    text = "\n".join(r.getMessage() for r in caplog.records) + "".join(capfd.readouterr()) + repr(hook.receiver)
+    for secret in (SECRET, TOKEN):
+        assert secret not in text, f"{secret!r} appears in the receiver's logs or repr(): {text[-800:]}"
+    assert json.dumps(fake_airflow.deliveries[0]["json"]).count(SECRET) == 0, "the secret was sent to Airflow"

@@ -1,0 +1,212 @@
+"""Task 3: poll-and-fire triggers, deduplication by context hash, the audit trail, the seed's examples."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from tests.ex11_5_event_driven.conftest import no_event, take_events
+from tests.harness import roundtrip
+from tests.harness.target import current_target
+
+ed_module = current_target().module("event_driven")
+
+
+class ScriptedTrigger(ed_module.ConditionTrigger):
+    """Plays a script: each poll returns the next item ("skip", "error", "hang", or a context dict to fire)."""
+
+    script: Iterable = ()
+
+    async def poll(self):
+        step = next(self.steps, "skip")
+        if step == "error":
+            raise ConnectionError("condition source unreachable")
+        if step == "hang":
+            await asyncio.sleep(30)
+        if step == "skip":
+            return ed_module.PollResult.skip()
+        return ed_module.PollResult.fire_with(step)
+
+
+def scripted(tmp_path: Path, steps: list, **kwargs) -> ScriptedTrigger:
+    options = {"name": "scripted", "audit_db": str(tmp_path / "audit.sqlite"), "poll_interval": 0.005,
+               "poll_timeout": 0.2, **kwargs}
+    trigger = ScriptedTrigger(**options)
+    trigger.steps = iter(steps)
+    return trigger
+
+
+def audit_rows(path: Path) -> list[dict]:
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(r) for r in connection.execute("SELECT * FROM trigger_executions ORDER BY rowid")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.skip_or_fire")
+async def test_skips_then_fires_with_its_context(ed, tmp_path):
+    trigger = scripted(tmp_path, ["skip", "skip", {"filename": "a.csv"}])
+    event = (await take_events(trigger, 1))[0]
+    assert event.get("trigger") == "scripted" and event.get("context") == {"filename": "a.csv"}, (
+        f"skip, skip, fire({{'filename': 'a.csv'}}): expected an event with trigger and context, got {event!r}"
+    )
+    assert event.get("context_hash") == ed.context_hash({"filename": "a.csv"}), f"event context_hash: got {event!r}"
+    assert isinstance(event.get("activation_id"), int), f"event activation_id (the audit row): got {event!r}"
+    assert ed.context_hash({"a": 1, "b": 2}) == ed.context_hash({"b": 2, "a": 1}), "context_hash depends on key order"
+    assert ed.context_hash({"a": 1}) != ed.context_hash({"a": 2}), "context_hash is the same for different contexts"
+
+
+@pytest.mark.criterion("ex11_5.t3.skip_or_fire")
+def test_subclass_serializes_base_and_own_arguments(ed, target, tmp_path):
+    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                   queue_url="http://127.0.0.1:1/queues/orders", threshold=10, poll_interval=3,
+                                   poll_timeout=10, allow_concurrent=True)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == f"{target.package}.event_driven.QueueDepthTrigger", f"classpath: got {classpath!r}"
+    expected = {"name": "queue_monitor", "audit_db": str(tmp_path / "a.sqlite"), "poll_interval": 3.0,
+                "poll_timeout": 10.0, "allow_concurrent": True, "queue_url": "http://127.0.0.1:1/queues/orders",
+                "threshold": 10}
+    assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
+    roundtrip(trigger)
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.poll_errors_and_timeout")
+async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(ed, tmp_path, capfd):
+    trigger = scripted(tmp_path, ["error", "hang", "error", {"n": 1}], poll_timeout=0.05)
+    event = (await take_events(trigger, 1, within=3))[0]
+    assert event.get("context") == {"n": 1}, f"error, hang past poll_timeout, error, fire: got {event!r}"
+    text = "".join(capfd.readouterr())
+    assert "unreachable" in text or "error" in text.lower(), (
+        f"a failing poll must be logged; log was:\n{text[-1500:]}"
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+async def test_same_context_in_progress_is_suppressed_other_contexts_fire(ed, tmp_path):
+    a, b = {"filename": "a.csv"}, {"filename": "b.csv"}
+    trigger = scripted(tmp_path, [a, a, a, b, a], allow_concurrent=False)
+    events = await take_events(trigger, 2, settle=0.1)
+    assert [e.get("context") for e in events] == [a, b], (
+        f"fires a, a, a, b, a with a's run still in progress: expected events for a then b, got {events!r}"
+    )
+    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+    audit.complete(events[0]["activation_id"], "success")
+    events = await take_events(scripted(tmp_path, [a, b], allow_concurrent=False), 1, settle=0.1)
+    assert [e.get("context") for e in events] == [a], (
+        f"after a's run completed (b's still running), fires a, b: expected only a, got {events!r}"
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+async def test_allow_concurrent_fires_every_time(ed, tmp_path):
+    a = {"queue": "orders"}
+    events = await take_events(scripted(tmp_path, [a, a, a], allow_concurrent=True), 3)
+    assert len({e.get("activation_id") for e in events}) == 3, f"allow_concurrent=True: expected 3 activations, got {events!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.audit_trail")
+async def test_every_activation_is_audited_until_completed(ed, tmp_path):
+    event = (await take_events(scripted(tmp_path, [{"filename": "a.csv"}]), 1))[0]
+    rows = audit_rows(tmp_path / "audit.sqlite")
+    assert len(rows) == 1, f"one activation: expected one row in trigger_executions, got {rows!r}"
+    row = rows[0]
+    assert row.get("trigger_name") == "scripted" and row.get("context_hash") == event["context_hash"], f"row: {row!r}"
+    assert row.get("started_at") and row.get("completed_at") is None and row.get("run_id") is None, (
+        f"a fired activation: expected started_at set, run_id and completed_at empty, got {row!r}"
+    )
+    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+    audit.attach_run(event["activation_id"], "asset_triggered__2025-01-01")
+    audit.complete(event["activation_id"], "success")
+    row = audit_rows(tmp_path / "audit.sqlite")[0]
+    assert row.get("run_id") == "asset_triggered__2025-01-01" and row.get("completed_at"), (
+        f"after attach_run() and complete(): expected run_id and completed_at, got {row!r}"
+    )
+    assert row["completed_at"] >= row["started_at"], f"completed before it started: {row!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.inbox_trigger")
+async def test_inbox_trigger_fires_with_the_file_name(ed, tmp_path):
+    inbox = tmp_path / "inbox"
+    trigger = ed.InboxFileTrigger(name="file_watcher", audit_db=str(tmp_path / "a.sqlite"), inbox=str(inbox),
+                                  poll_interval=0.005)
+    await no_event(trigger, within=0.05)  # the inbox does not even exist yet
+    inbox.mkdir()
+    (inbox / ".data_file_2.csv.part").write_text("id\n")  # an upload in progress
+    await no_event(trigger, within=0.05)
+    (inbox / "data_file_1.csv").write_text("id\n1\n")
+    event = (await take_events(trigger, 1, settle=0.05))[0]
+    assert (event.get("context") or {}).get("filename") == "data_file_1.csv", f"inbox event: got {event!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
+async def test_queue_depth_fires_above_the_threshold(ed, tmp_path, queue_sim):
+    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                   queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
+                                   poll_timeout=2, allow_concurrent=True)
+    queue_sim.set_depth(10)
+    await no_event(trigger, within=0.1)
+    queue_sim.fail_next(2)
+    queue_sim.set_depth(11)
+    event = (await take_events(trigger, 1))[0]
+    assert event.get("context") == {"queue": "orders", "depth": 11}, (
+        f"depth 11 > threshold 10 after two HTTP 500s: expected context {{'queue': 'orders', 'depth': 11}}, got {event!r}"
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.service_health_trigger")
+async def test_service_health_fires_after_three_failures_in_a_row(ed, tmp_path, health_server):
+    url = health_server.health_url
+    # 2 failures, a success (the count resets), then 3 failures.
+    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "b.sqlite"), health_url=url,
+                                      failures_required=3, poll_interval=0.005, poll_timeout=2)
+    for _ in range(2):
+        health_server.force("maintenance")
+        assert (await trigger.poll()).fire is False, "after 1-2 failed checks: expected skip"
+    health_server.force("healthy")
+    assert (await trigger.poll()).fire is False, "a healthy check: expected skip"
+    health_server.force("maintenance")
+    results = [(await trigger.poll()).fire for _ in range(3)]
+    assert results == [False, False, True], (
+        f"2 failures, 1 success, then 3 failures: expected the 3rd failure in a row to fire, got {results}"
+    )
+    event = (await take_events(trigger, 1))[0]
+    assert event.get("context") == {"service": url}, f"health event context: expected {{'service': {url!r}}}, got {event!r}"
+
+
+@pytest.mark.integration
+@pytest.mark.criterion("ex11_5.t3.dag_completes_audit")
+def test_the_inbox_dag_attaches_its_run_and_completes_the_row(ed, run_dag, tmp_path):
+    inbox, db = tmp_path / "inbox", tmp_path / "audit.sqlite"
+    inbox.mkdir()
+    (inbox / "data_file_1.csv").write_text("id\n1\n2\n")
+    audit = ed.ActivationAudit(db)
+    ok = audit.start_unless_running("file_watcher", {"inbox": str(inbox), "filename": "data_file_1.csv"}, False)
+    broken = audit.start_unless_running("file_watcher", {"inbox": str(inbox), "filename": "gone.csv"}, False)
+    env = {"WORKBOOK_INBOX_DIR": str(inbox), "WORKBOOK_AUDIT_DB": str(db)}
+    activation = {"activation_id": ok, "context": {"inbox": str(inbox), "filename": "data_file_1.csv"}}
+    result = run_dag("ex11_5_inbox", env=env, conf={"activations": [activation]}).assert_success()
+    row = next(r for r in audit_rows(db) if r["id"] == ok)
+    assert row["run_id"] == result.run_id and row["completed_at"] and row["outcome"] == "success", (
+        f"after a successful run {result.run_id!r}: expected the row's run_id, completed_at, outcome 'success', got {row!r}"
+    )
+    assert (inbox / "processed" / "data_file_1.csv").exists() and not (inbox / "data_file_1.csv").exists(), (
+        "the processed file must leave the inbox (into processed/), or the trigger fires for it again"
+    )
+    activation = {"activation_id": broken, "context": {"inbox": str(inbox), "filename": "gone.csv"}}
+    result = run_dag("ex11_5_inbox", env=env, conf={"activations": [activation]})
+    row = next(r for r in audit_rows(db) if r["id"] == broken)
+    assert result.state == "failed" and row["completed_at"] and row["outcome"] == "failed", (
+        f"a run whose processing fails (file gone): expected run failed and the row completed with outcome 'failed' "
+        f"(else it blocks its context forever), got run {result.state!r}, row {row!r}"
+    )
