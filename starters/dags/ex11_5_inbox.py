@@ -13,24 +13,18 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airflow.sdk import DAG, Asset, AssetWatcher, task
+from airflow.sdk import DAG, Asset, task
 
 from starters._todo import todo
-from starters.event_driven import ActivationAudit, InboxFileTrigger
+from starters.event_driven import ActivationAudit
 
 INBOX_DIR = os.environ.get("WORKBOOK_INBOX_DIR", "/tmp/workbook/inbox")
 AUDIT_DB = os.environ.get("WORKBOOK_AUDIT_DB", "/tmp/workbook/state/trigger_audit.sqlite")
 POLL_INTERVAL = float(os.environ.get("WORKBOOK_POLL_INTERVAL", "2"))
 
-inbox_files = Asset(
-    name="inbox_files",
-    uri=Path(INBOX_DIR).resolve().as_uri(),
-    watchers=[AssetWatcher(
-        name="inbox_watcher",
-        trigger=InboxFileTrigger(name="file_watcher", audit_db=AUDIT_DB, inbox=INBOX_DIR,
-                                 poll_interval=POLL_INTERVAL, poll_timeout=10, allow_concurrent=False),
-    )],
-)
+# TODO (Task 3): watch the inbox: watchers=[AssetWatcher(name="inbox_watcher", trigger=InboxFileTrigger(
+# name="file_watcher", audit_db=AUDIT_DB, inbox=INBOX_DIR, poll_interval=POLL_INTERVAL, allow_concurrent=False))]
+inbox_files = Asset(name="inbox_files", uri=Path(INBOX_DIR).resolve().as_uri())
 
 with DAG(
     dag_id="ex11_5_inbox",

@@ -151,11 +151,20 @@ def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, landing, tm
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_5.t1.dag_loads_files")
-def test_the_dag_loads_the_files_its_run_names(run_dag, landing, tmp_path):
+def test_the_dag_loads_the_files_its_watcher_reports(run_dag, landing, tmp_path, monkeypatch):
     landing.drop("a.csv", rows=2)
     landing.drop("b.csv", rows=5)
-    keys = [landing.url + "a.csv", landing.url + "b.csv"]
-    env = {"WORKBOOK_LANDING_URL": landing.url, "WORKBOOK_WATCHER_STATE": str(tmp_path / "w.json")}
+    env = {"WORKBOOK_LANDING_URL": landing.url, "WORKBOOK_WATCHER_STATE": str(tmp_path / "w.json"),
+           "WORKBOOK_POLL_INTERVAL": "0.01"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    watchers = [w for a in assets_in(getattr(load_dag("ex11_5_landing_zone").timetable, "asset_condition", None))
+                for w in a.watchers]
+    assert watchers, "ex11_5_landing_zone: expected its asset to have an AssetWatcher"
+    # What the triggerer and the scheduler do: the watcher's events become the run's asset events. A manual
+    # run names the same keys in its conf.
+    keys = [event["key"] for event in asyncio.run(take_events(watchers[0].trigger, 2))]
     result = run_dag("ex11_5_landing_zone", env=env, conf={"keys": keys}).assert_success()
     rows = result.xcoms.get("load_new_objects")
-    assert rows == {keys[0]: 2, keys[1]: 5}, f"load_new_objects with conf keys a.csv (2 rows), b.csv (5): got {rows!r}"
+    expected = {landing.url + "a.csv": 2, landing.url + "b.csv": 5}
+    assert rows == expected, f"load_new_objects with the watcher's keys: expected {expected!r}, got {rows!r}"
