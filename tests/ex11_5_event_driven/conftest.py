@@ -182,3 +182,27 @@ def assets_in(condition: Any) -> list[Any]:
     if isinstance(condition, Asset):
         return [condition]
     return [asset for part in getattr(condition, "objects", ()) for asset in assets_in(part)]
+
+
+# ---- the e2e deployment ---------------------------------------------------------------------------------
+from tests.harness.airflow_processes import airflow_processes  # noqa: E402, F401  (the e2e fixture)
+
+
+@pytest.fixture(scope="module")
+def e2e_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ex11_5-e2e")
+    return {"landing": root / "landing" / "bronze" / "sales", "state": root / "state", "inbox": root / "inbox"}
+
+
+@pytest.fixture(scope="module")
+def airflow_extra_env(ed: ModuleType, e2e_dirs: dict[str, Path]) -> dict[str, str]:
+    """What the DAG files read, for every Airflow process. First, in this process, the parts of the module
+    the e2e run needs: an unimplemented starter fails here in seconds, before any process starts."""
+    e2e_dirs["landing"].mkdir(parents=True)
+    url = e2e_dirs["landing"].as_uri() + "/"
+    ed.NewObjectTrigger(prefix=url, pattern="*.csv", state_path=str(e2e_dirs["state"] / "probe.json")).serialize()
+    ed.list_objects(url, "*.csv")
+    ed.verify_signature(b"{}", ed.sign(b"{}", SECRET), SECRET)
+    return {"WORKBOOK_LANDING_URL": url, "WORKBOOK_WATCHER_STATE": str(e2e_dirs["state"] / "landing.json"),
+            "WORKBOOK_POLL_INTERVAL": "1", "WORKBOOK_BRONZE_ASSET_URI": ASSET_URI,
+            "WORKBOOK_INBOX_DIR": str(e2e_dirs["inbox"]), "WORKBOOK_AUDIT_DB": str(e2e_dirs["state"] / "audit.sqlite")}
