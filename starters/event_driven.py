@@ -34,11 +34,6 @@ from starters._todo import todo
 log = logging.getLogger(__name__)
 
 
-def _classpath(obj: object) -> str:
-    """The importable path of obj's class: right for `starters.` and `solutions.` alike."""
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """TODO: write `obj` as JSON so that a reader, or a restart after a crash, sees the old file or the new
     one, never half of one: a temp file in the same folder, flushed, then `os.replace()`d into place."""
