@@ -67,6 +67,7 @@ def test_defaults_round_trip_too(ct):
     ), f"HttpPollingTrigger(endpoint) rebuilt: expected the seed's defaults, got {kwargs!r}"
 
 
+@pytest.mark.integration  # a second Python process importing Airflow: seconds, not milliseconds
 @pytest.mark.criterion("ex11_3.t1.fresh_process")
 def test_rebuilt_in_a_fresh_process_reaches_its_event(ct, health_server):
     payload = run_in_fresh_process(make(ct, health_server), timeout=30)

@@ -46,6 +46,7 @@ def test_trigger_round_trips_every_argument(vs):
     assert got == expected, f"VectorStoreIndexTrigger rebuilt from serialize(): expected {expected}, got {got}"
 
 
+@pytest.mark.integration  # a second Python process importing Airflow: seconds, not milliseconds
 @pytest.mark.criterion("ex11_4.t1.serializes")
 def test_trigger_fires_when_rebuilt_in_a_fresh_process(vs, make_store):
     store = make_store("qdrant")
