@@ -68,6 +68,11 @@ def publish(grade_: Grade, args: argparse.Namespace) -> int:
     print(reports.FORMATS[args.format](grade_).rstrip("\n"))
     if args.format == "table":
         print(f"\nwritten: {', '.join(str(p) for p in written.values())}")
+    unknown = [c.id for c in grade_.criteria if c.status == "infrastructure"]
+    if unknown:
+        print(f"could not grade (infrastructure): {', '.join(unknown)}: Airflow or the machine failed twice, "
+              "not the submission", file=sys.stderr)
+        return 2
     if args.min_score is not None and grade_.percent < args.min_score:
         print(f"score {grade_.percent:g} % is below the minimum {args.min_score:g} %", file=sys.stderr)
         return 1

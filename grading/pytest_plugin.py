@@ -98,6 +98,8 @@ class Recorder:
                 break
             if report.failed:
                 outcome = "failed" if report.when == "call" else "error"
+                if getattr(report, "infrastructure", False):  # set by tests/conftest.py: Airflow failed
+                    outcome = "infrastructure"
                 message = report.grading_message
                 timed_out = "Timeout" in message and "pytest-timeout" in message
                 break

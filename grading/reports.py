@@ -9,8 +9,9 @@ from pathlib import Path
 
 from grading.results import CriterionResult, Grade
 
-MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠"}
-STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_run": "not run", "not_collected": "no test ran"}
+MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠", "infrastructure": "🛠"}
+STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_run": "not run", "not_collected": "no test ran",
+                "infrastructure": "could not grade (infrastructure)"}
 
 
 def table(grade: Grade) -> str:

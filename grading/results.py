@@ -20,7 +20,7 @@ class TestOutcome:
     path: str
     criteria: list[str]
     speed: int
-    outcome: str = "not_run"  # passed | failed | error | skipped | not_run | crashed
+    outcome: str = "not_run"  # passed | failed | error | skipped | not_run | crashed | infrastructure
     message: str = "not run"
     timed_out: bool = False
     duration: float = 0.0
@@ -75,7 +75,7 @@ class CriterionResult:
     id: str
     title: str
     visibility: str
-    status: str  # passed | failed | not_run | not_collected
+    status: str  # passed | failed | not_run | not_collected | infrastructure (could not grade)
     points: int
     max_points: int
     message: str
@@ -195,11 +195,17 @@ def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: di
             message = "no test for this criterion was collected"
     else:
         failing = [t for t in tests if t.outcome != "passed"]
-        ran_and_failed = [t for t in failing if t.outcome != "not_run"]
+        ran_and_failed = [t for t in failing if t.outcome not in ("not_run", "infrastructure")]
+        infrastructure = [t for t in failing if t.outcome == "infrastructure"]
         if ran_and_failed:
             first = ran_and_failed[0]
             status = "failed"
             message = _test_message(first)
+        elif infrastructure:
+            # Airflow or the machine failed, twice (the runner re-ran the test): no verdict on the code.
+            status = "infrastructure"
+            lines = (infrastructure[0].message or "").strip().splitlines()
+            message = f"could not grade (infrastructure): {lines[0] if lines else infrastructure[0].nodeid}"
         elif failing:
             status, message = "not_run", failing[0].message
         elif broken:

@@ -131,9 +131,27 @@ def run_suite(options: RunOptions) -> Run:
             deselect.write_text("\n".join(sorted(done)) + "\n", encoding="utf-8")
             if attempt == MAX_RESTARTS:
                 run.notes.append(f"gave up after {MAX_RESTARTS} restarts; tests not run earn nothing")
+        _rerun_infrastructure(options, record, run, options.run_timeout - (time.monotonic() - started))
         run.add_events(read_events(record))
     run.duration = time.monotonic() - started
     return run
+
+
+def _rerun_infrastructure(options: RunOptions, record: Path, run: Run, remaining: float) -> None:
+    """Run once more, in one fresh process, the tests that ended as infrastructure (Airflow or the machine
+    failed, not the submission); their new results are appended to the record and replace the old ones."""
+    latest: dict[str, str] = {}
+    for event in read_events(record):
+        if event.get("event") == "result":
+            latest[event["nodeid"]] = event["outcome"]
+    again = sorted(nodeid for nodeid, outcome in latest.items() if outcome == "infrastructure")
+    if not again or remaining <= 0:
+        return
+    run.notes.append(f"{len(again)} test(s) hit an infrastructure failure (Airflow or the machine, not the "
+                     "submission) and were run once more")
+    rerun = replace(options, paths=again, gate="none", markers=None)
+    code, _cut = _run_once(rerun, pytest_command(rerun, record, None), remaining)
+    run.exit_codes.append(code)
 
 
 def _run_once(options: RunOptions, command: list[str], timeout: float) -> tuple[int, bool]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import infrastructure
 from tests.harness.target import ENV_VAR, PACKAGES, UnknownTarget, resolve
 
 pytest_plugins = ["fixtures.pytest_plugin"]
@@ -67,7 +68,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         message = _starter_message(call.excinfo.value)
         if message:
             report.longrepr = f"{item.nodeid}: {message}"
+        else:
+            infrastructure.annotate_report(item, call, report)  # Airflow's failure, not the learner's
     return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport):
+    return infrastructure.report_teststatus(report)
 
 
 def _starter_message(exc: BaseException | None) -> str | None:

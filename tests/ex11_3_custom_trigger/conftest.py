@@ -1,5 +1,6 @@
 """Fixtures of Exercise 11.3: the exercise module of the target, a landing zone for files, helpers that
-watch the event loop and aiohttp sessions, and the real Airflow deployment for the e2e test."""
+watch the event loop and aiohttp sessions, and the real Airflow deployment for the e2e tests (one triggerer;
+the failover test starts a second one)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from fixtures.atomic import atomic_write_text
 from fixtures.clock import SimClock
 from fixtures.health_server import HealthServer
 from tests.harness.airflow_processes import airflow_processes  # noqa: F401  (the e2e fixture)
+from tests.harness.infrastructure import scaled
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +137,9 @@ async def wait_until(condition: Callable[[], bool], what: str, task: asyncio.Tas
 
 
 # ---- the e2e deployment ---------------------------------------------------------------------------------
+FAILOVER_THRESHOLD = 8  # seconds on an idle machine (scaled): [triggerer] triggerer_health_check_threshold
+
+
 @pytest.fixture(scope="module")
 def e2e_health_server() -> Iterator[HealthServer]:
     """The health server the real triggerer polls: pinned to maintenance until the test flips it."""
@@ -156,4 +161,10 @@ def airflow_extra_env(ct: ModuleType, e2e_health_server: HealthServer) -> dict[s
                                expected_value="healthy").execute_complete({}, {"status": "success"})
     finally:
         e2e_health_server.force("maintenance")
-    return {"WORKBOOK_HEALTH_URL": e2e_health_server.health_url, "WORKBOOK_POLL_INTERVAL": "1"}
+    return {
+        "WORKBOOK_HEALTH_URL": e2e_health_server.health_url,
+        "WORKBOOK_POLL_INTERVAL": "1",
+        # A triggerer whose heartbeat (every 1 s here) is older than this is dead: its triggers move to
+        # another (default 30 s). Not much lower: a live but starved triggerer would lose its triggers too.
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(round(scaled(FAILOVER_THRESHOLD))),
+    }

@@ -11,7 +11,13 @@ by one on loopback, as a deployment runs them (LocalExecutor, the embedded SQLit
 A test module gets the fixture with `from tests.harness.airflow_processes import airflow_extra_env,
 airflow_processes` in its conftest (override `airflow_extra_env` there). Everything started is stopped
 (the whole process group) when the module's tests end, also when one fails; each process's output is kept
-in `<home>/process-logs/` and the tail is shown in readiness errors.
+in `<home>/process-logs/` and the tail is shown in readiness errors and failed tests.
+
+Under load: the REST client retries on 5xx, connection errors and read timeouts with bounded backoff until a
+deadline that scales with the machine (`tests.harness.infrastructure.scaled`), as do every `wait_for*`
+deadline; SQLite connections wait for locks (`SQLITE_CONNECT_ARGS`) instead of failing. When Airflow itself
+still fails (the API after its retries, a process that is not ready or died), the error is an
+`InfrastructureError`: the test ends as an infrastructure outcome, not as the learner's failure.
 """
 
 from __future__ import annotations
@@ -32,11 +38,17 @@ import httpx
 import pytest
 
 from tests.harness.airflow_env import airflow_env, ensure_metadata_db
+from tests.harness.infrastructure import InfrastructureError, scaled
 from tests.harness.target import REPO_ROOT, Target
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_RUN_STATES = {"success", "failed"}
 BIN = Path(sys.executable).parent  # the venv's bin/: Airflow spawns `airflow` subcommands from PATH
+# Safe to repeat: a retried PATCH sets the same fields; POST dagRuns is made so by a client-chosen run id.
+IDEMPOTENT_METHODS = {"GET", "HEAD", "PUT", "PATCH", "DELETE"}
+REQUEST_TIMEOUT = 20.0  # one request, on an idle machine (scaled)
+RETRY_DEADLINE = 60.0  # all attempts of one call, on an idle machine (scaled)
+RETRY_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)  # then 4 s between attempts
 
 
 def free_port() -> int:
@@ -76,26 +88,56 @@ class AirflowProcesses:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            # A worker's execution-API call that times out is retried, and `PATCH .../run` is not idempotent:
+            # the first call, answered late by a loaded API server, already started the task, the retry gets
+            # HTTP 400 and the task fails (default timeout 5 s). Wait for the answer instead.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "120",
+            # Four processes write one SQLite file: wait for the lock rather than fail.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.harness.infrastructure.SQLITE_CONNECT_ARGS",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC":
+                "tests.harness.infrastructure.SQLITE_CONNECT_ARGS_ASYNC",
             **(extra_env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        self.stopped: set[str] = set()  # killed on purpose by the test: not a failure of Airflow
         self._client: httpx.Client | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------
-    def start(self, timeout: float = 120.0) -> AirflowProcesses:
+    def start(self, timeout: float = 120.0, extra_triggerers: int = 0) -> AirflowProcesses:
+        """Start every component (and `extra_triggerers` more triggerers: `triggerer-2`, ...) and wait
+        until the API reports them healthy."""
         ensure_metadata_db(self.home)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for component in COMPONENTS:
-            command = [str(BIN / "airflow"), component]
-            if component == "api-server":
-                command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-            with open(self.log_dir / f"{component}.log", "wb") as out:
-                self.processes[component] = subprocess.Popen(
-                    command, env=self.env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group, killed as one
-                )
+            self.launch(component)
+        for number in range(2, 2 + extra_triggerers):
+            self.launch(f"triggerer-{number}", "triggerer")
         self.wait_until_healthy(timeout)
         return self
+
+    def launch(self, name: str, component: str | None = None) -> subprocess.Popen:
+        """Start `airflow <component>` as the process `name` (its log: `<name>.log`)."""
+        component = component or name
+        command = [str(BIN / "airflow"), component]
+        env = self.env
+        if component == "api-server":
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        if name != component and component == "triggerer":
+            # Each triggerer serves its trigger logs on a port of its own.
+            env = {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        with open(self.log_dir / f"{name}.log", "wb") as out:
+            self.processes[name] = subprocess.Popen(
+                command, env=env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group, killed as one
+            )
+        return self.processes[name]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process group of `name` (the process and every child it forked), as a crash does."""
+        self.stopped.add(name)
+        process = self.processes[name]
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=30)
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM every process group, SIGKILL what is left after `grace` seconds."""
@@ -116,6 +158,7 @@ class AirflowProcesses:
 
     def wait_until_healthy(self, timeout: float) -> dict[str, Any]:
         """Until the API answers and reports a healthy metadatabase, scheduler, triggerer and dag-processor."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         health: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -128,14 +171,14 @@ class AirflowProcesses:
             if statuses and all(status == "healthy" for status in statuses.values()):
                 return health
             time.sleep(0.5)
-        raise AssertionError(f"Airflow processes not healthy within {timeout:g} s: {health}\n{self.log_tails()}")
+        raise InfrastructureError(
+            f"Airflow processes not healthy within {timeout:.0f} s: {health}\n{self.log_tails()}"
+        )
 
     def _check_alive(self) -> None:
-        for component, process in self.processes.items():
-            if process.poll() is not None:
-                raise AssertionError(
-                    f"`airflow {component}` exited with {process.returncode}\n{self.log_tail(component)}"
-                )
+        for name, process in self.processes.items():
+            if name not in self.stopped and process.poll() is not None:
+                raise InfrastructureError(f"`airflow {name}` exited with {process.returncode}\n{self.log_tail(name)}")
 
     # ---- logs ----------------------------------------------------------------------------------------
     def log_text(self, component: str) -> str:
@@ -154,6 +197,11 @@ class AirflowProcesses:
         return self.wait_for(f"`airflow {component}` logging {regex.pattern!r}",
                              lambda: regex.search(self.log_text(component)), timeout)
 
+    def trigger_log_text(self, dag_id: str) -> str:
+        """Every triggerer's log files of `dag_id` (`*.log.trigger.<job id>.log`), each headed by its path."""
+        return "\n".join(f"--- {path.relative_to(self.home)}\n{path.read_text(errors='replace')}"
+                         for path in self.task_log_files(dag_id) if ".trigger." in path.name)
+
     def task_log_files(self, dag_id: str) -> list[Path]:
         """The task and trigger log files Airflow wrote for `dag_id` (the triggerer's are `*.trigger.*`)."""
         return sorted((self.home / "logs").glob(f"dag_id={dag_id}/**/*.log*"))
@@ -162,23 +210,52 @@ class AirflowProcesses:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            token = httpx.get(f"{self.base_url}/auth/token", timeout=10).raise_for_status().json()["access_token"]
-            self._client = httpx.Client(
-                base_url=f"{self.base_url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=15
-            )
+            token = self._request(httpx.request, "GET", f"{self.base_url}/auth/token").json()["access_token"]
+            self._client = httpx.Client(base_url=f"{self.base_url}/api/v2",
+                                        headers={"Authorization": f"Bearer {token}"})
         return self._client
 
+    def _request(self, send: Callable[..., httpx.Response], method: str, url: str, *,
+                 retry: bool = True, **kwargs: Any) -> httpx.Response:
+        """One REST call, retried (when it is safe to repeat) on 5xx, connection errors and timeouts with
+        bounded backoff until a deadline scaled to the machine; Airflow still failing is infrastructure."""
+        deadline = time.monotonic() + scaled(RETRY_DEADLINE)
+        attempts, problem = 0, ""
+        while True:
+            attempts += 1
+            try:
+                response = send(method, url, timeout=scaled(REQUEST_TIMEOUT), **kwargs)
+                if response.status_code < 500:
+                    return response
+                problem = f"HTTP {response.status_code} {response.text[:300]}"
+            except (httpx.TransportError, httpx.DecodingError) as exc:  # connect/read timeouts, resets, ...
+                problem = f"{type(exc).__name__}: {exc}"
+            if not retry or time.monotonic() >= deadline:
+                break
+            self._check_alive()
+            time.sleep(min(RETRY_BACKOFF[min(attempts - 1, len(RETRY_BACKOFF) - 1)],
+                           max(deadline - time.monotonic(), 0)))
+        raise InfrastructureError(
+            f"the Airflow API failed: {method} {url} -> {problem} ({attempts} attempt(s))\n"
+            f"{self.log_tail('api-server')}"
+        )
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.client.request(method, path, **kwargs)
+        """`method /api/v2{path}`; a 4xx answer fails with it, a 5xx after the retries is infrastructure."""
+        response = self.api_response(method, path, **kwargs)
         if response.is_error:
             raise AssertionError(f"{method} /api/v2{path}: HTTP {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
 
+    def api_response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._request(self.client.request, method, path, retry=method in IDEMPOTENT_METHODS, **kwargs)
+
     def wait_for_dag(self, dag_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Until the dag-processor has parsed `dag_id` (an import error fails at once, with the error)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = self.client.get(f"/dags/{dag_id}")
+            response = self.api_response("GET", f"/dags/{dag_id}")
             if response.status_code == 200:
                 return response.json()
             errors = self.api("GET", "/importErrors").get("import_errors", [])
@@ -187,14 +264,31 @@ class AirflowProcesses:
                 raise AssertionError(f"DAG file of {dag_id!r} does not import:\n{mine[0].get('stack_trace')}")
             self._check_alive()
             time.sleep(0.5)
-        raise AssertionError(f"DAG {dag_id!r} not parsed within {timeout:g} s\n{self.log_tail('dag-processor')}")
+        raise AssertionError(f"DAG {dag_id!r} not parsed within {timeout:.0f} s\n{self.log_tail('dag-processor')}")
 
     def trigger_dag(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Unpause `dag_id` (waiting until it is parsed) and start a run; returns its run_id."""
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
-        return run["dag_run_id"]
+        # The run id is chosen here, so a POST whose answer was lost can be repeated: 409 means it was made.
+        run_id = f"manual__workbook_{secrets.token_hex(6)}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        deadline = time.monotonic() + scaled(RETRY_DEADLINE)
+        while True:
+            try:
+                response = self._request(self.client.request, "POST", f"/dags/{dag_id}/dagRuns", json=body,
+                                         retry=False)
+                break
+            except InfrastructureError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1)
+        if response.status_code == 409 and self.api_response("GET", f"/dags/{dag_id}/dagRuns/{run_id}").is_success:
+            return run_id
+        if response.is_error:
+            raise AssertionError(f"POST /api/v2/dags/{dag_id}/dagRuns: HTTP {response.status_code} "
+                                 f"{response.text[:500]}")
+        return response.json()["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -212,14 +306,16 @@ class AirflowProcesses:
         return "\n".join(part.get("event", str(part)) if isinstance(part, dict) else str(part) for part in content)
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-        """Poll `check()` until it returns something truthy; fail with `what` and the logs' tails."""
+        """Poll `check()` until it returns something truthy, for `timeout` s on an idle machine (scaled to
+        this one); fail with `what` and the logs' tails."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if result := check():
                 return result
             self._check_alive()
             time.sleep(interval)
-        raise AssertionError(f"{what}: not within {timeout:g} s\n{self.log_tails()}")
+        raise AssertionError(f"{what}: not within {timeout:.0f} s\n{self.log_tails()}")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 90.0) -> str:
         """Until the run is success or failed; returns the state."""
@@ -264,9 +360,15 @@ def airflow_processes(
     pytestconfig: pytest.Config, airflow_extra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowProcesses]:
     """A running deployment shared by the module's e2e tests; stopped afterwards whatever happened."""
+    yield from deployment(pytestconfig, airflow_extra_env, tmp_path_factory)
+
+
+def deployment(pytestconfig: pytest.Config, extra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+               extra_triggerers: int = 0) -> Iterator[AirflowProcesses]:
+    """The body of an `airflow_processes` fixture (a conftest may start more triggerers with it)."""
     home = tmp_path_factory.mktemp("airflow-e2e")
-    deployment = AirflowProcesses(pytestconfig.workbook_target, home, airflow_extra_env)
+    processes = AirflowProcesses(pytestconfig.workbook_target, home, extra_env)
     try:
-        yield deployment.start()
+        yield processes.start(extra_triggerers=extra_triggerers)
     finally:
-        deployment.stop()
+        processes.stop()
