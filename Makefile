@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check test lint install lock clean notebooks
+.PHONY: check test lint install lock clean notebooks load-check
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -28,6 +28,11 @@ test: $(INSTALLED)
 # Re-runs every walkthrough and saves its outputs (commit them: learners read them rendered).
 notebooks: $(INSTALLED)
 	cd notebooks && WORKBOOK_TARGET=solution ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace *.ipynb
+
+# The integration and e2e tests 10 times against the solutions with every core busy (not part of `make test`;
+# about 10 x the suite's e2e time). LOAD_CHECK_ARGS="--runs 2" for fewer.
+load-check: $(INSTALLED)
+	$(BIN)/python benchmarks/load_check.py $(LOAD_CHECK_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

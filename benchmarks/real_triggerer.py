@@ -1,0 +1,319 @@
+"""N HttpPollingTrigger deferrals in a real `airflow triggerer` process: what trigger_fanout.py measures in
+its own event loop, measured in Airflow's triggerer (its supervisor, its trigger-runner subprocess, its DB
+round-trips, its "async thread was blocked" warnings).
+
+    .venv/bin/python benchmarks/real_triggerer.py [--triggers 1000] [--poll-interval 2] [--target solution]
+    .venv/bin/python benchmarks/real_triggerer.py --triggers 100 --no-fanout     # quick look
+
+What it does, in a throw-away AIRFLOW_HOME (SQLite, copied from the test suite's migrated template):
+
+1. `airflow triggerer` starts with nothing to run, the health server in a child process pinned to
+   maintenance; the triggerer's RSS (with its children) is read;
+2. a DAG of N `HttpPollingOperator` tasks is synced to the DB and one run of it created, through Airflow's
+   own models (no scheduler, no worker: the cheapest way to N deferred task instances); each task instance
+   is deferred as `TaskInstance.defer_task` does it (a `Trigger` row from the operator's trigger, state
+   `deferred`, `next_method`), and the triggerer picks them up;
+3. once every trigger has polled at least twice (the server counts the requests) the RSS is read again, the
+   server is flipped healthy, and the DB is watched until every task instance has its event (state
+   `scheduled`, as `Trigger.submit_event` leaves it);
+4. trigger_fanout.py runs with the same N and interval, for its figures beside these.
+
+Everything is bounded by `--deadline`; every process group started is killed at the end and the home
+removed. Figures are printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+BIN = Path(sys.executable).parent
+DAG_ID = "bench_real_triggerer"
+BLOCKED = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
+
+# The simulator in its own process: "healthy" / "maintenance" force the state, "count" prints the requests.
+SERVER = """
+import sys
+from fixtures.clock import SimClock
+from fixtures.health_server import HealthServer
+server = HealthServer(clock=SimClock(time_scale=0)).start()
+server.force("maintenance")
+print(server.health_url, flush=True)
+for line in sys.stdin:
+    command = line.strip()
+    if command == "count":
+        print(len(server.requests), flush=True)
+    else:
+        server.force(command)
+        print("forced", command, flush=True)
+server.stop()
+"""
+
+DAG_FILE = """
+import os
+from datetime import UTC, datetime
+from airflow.sdk import DAG
+from {package}.custom_trigger import HttpPollingOperator
+
+with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False):
+    for index in range({triggers}):
+        HttpPollingOperator(task_id=f"wait_{{index:04d}}", endpoint=os.environ["WORKBOOK_HEALTH_URL"],
+                            expected_value="healthy", poll_interval={poll_interval}, timeout=600)
+"""
+
+
+class Child:
+    """A process in its own group, talked to over stdin/stdout lines."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path | None = None) -> None:
+        self.log = log
+        out = open(log, "wb") if log else subprocess.PIPE  # noqa: SIM115  (closed in stop())
+        self.process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=out,
+                                        stderr=subprocess.STDOUT if log else None, text=log is None,
+                                        start_new_session=True)
+        self._out = out if log else None
+
+    def ask(self, line: str) -> str:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        for signum, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever the group forked
+        except ProcessLookupError:
+            pass
+        if self._out is not None:
+            self._out.close()
+
+
+def group_rss_kb(leader: int) -> int:
+    """Resident memory of every process in `leader`'s process group (the triggerer and its children)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == leader:  # pgrp
+                rss = (status.parent / "status").read_text().split("VmRSS:")[1].split()[0]
+                total += int(rss)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def create_deferred_task_instances(args: argparse.Namespace, health_url: str) -> None:
+    """N deferred task instances of one run, through Airflow's models (runs with this home configured)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import get_or_create_dagrun
+    from airflow.models.trigger import Trigger
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType
+
+    module = __import__(f"{args.package}.custom_trigger", fromlist=["HttpPollingTrigger"])
+    with create_session() as session:
+        manager = DagBundlesManager()
+        manager.sync_bundles_to_db(session=session)
+        session.commit()
+        for bundle in manager.get_all_dag_bundles():
+            if not bundle.is_initialized:
+                bundle.initialize()
+            sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name),
+                           bundle.name, bundle.version, session=session)
+        session.commit()
+        dag = DBDagBag().get_latest_version_of_dag(DAG_ID, session=session)
+        now = timezone.utcnow()
+        run = get_or_create_dagrun(dag=dag, run_id="bench", logical_date=None, data_interval=None, run_after=now,
+                                   start_date=now, conf={}, session=session,
+                                   triggered_by=DagRunTriggeredByType.TEST, triggering_user_name="benchmark")
+        run.state = DagRunState.RUNNING
+        for ti in run.get_task_instances(session=session):
+            trigger = module.HttpPollingTrigger(health_url, expected_value="healthy",
+                                                poll_interval=args.poll_interval, timeout=600)
+            row = Trigger.from_object(trigger)
+            session.add(row)
+            session.flush()
+            ti.state = TaskInstanceState.DEFERRED
+            ti.trigger_id = row.id
+            ti.next_method = "execute_complete"
+            ti.next_kwargs = {}
+            ti.start_date = now
+        session.commit()
+
+
+def count_events(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
+        return connection.execute("SELECT COUNT(*) FROM task_instance WHERE dag_id = ? AND state = 'scheduled'",
+                                  (DAG_ID,)).fetchone()[0]
+
+
+def wait(what: str, check, deadline: float, interval: float = 0.05):
+    while time.monotonic() < deadline:
+        if (result := check()) is not None and result is not False:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not before the benchmark's deadline")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--triggers", type=int, default=1000)
+    parser.add_argument("--poll-interval", type=float, default=2.0)
+    parser.add_argument("--target", choices=["solution", "starter"], default="solution")
+    parser.add_argument("--deadline", type=float, default=900.0, help="seconds the whole benchmark may take")
+    parser.add_argument("--no-fanout", action="store_true", help="skip trigger_fanout.py")
+    parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME (logs) for a look")
+    args = parser.parse_args()
+    args.package = "solutions" if args.target == "solution" else "starters"
+    # SIGTERM (a `timeout`, a CI cancel) ends the run through the `finally` below, which stops the children.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    deadline = time.monotonic() + args.deadline
+
+    home = Path(tempfile.mkdtemp(prefix="bench-real-triggerer-"))
+    dags = home / "dags"
+    dags.mkdir()
+    from tests.harness.airflow_env import airflow_env, ensure_metadata_db
+    from tests.harness.airflow_processes import free_port
+    from tests.harness.target import resolve
+
+    env = {**os.environ, **airflow_env(home, resolve(args.target)),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "AIRFLOW__TRIGGERER__CAPACITY": str(max(args.triggers, 1000)),
+           "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+           "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+           "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.harness.infrastructure.SQLITE_CONNECT_ARGS",
+           "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    children: list[Child] = []
+    try:
+        server = Child([sys.executable, "-c", SERVER], env)
+        children.append(server)
+        health_url = server.process.stdout.readline().strip()
+        env["WORKBOOK_HEALTH_URL"] = health_url
+        (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(package=args.package, dag_id=DAG_ID,
+                                                           triggers=args.triggers, poll_interval=args.poll_interval))
+        os.environ.update(env)  # Airflow reads its configuration when it is first imported, below
+        db = ensure_metadata_db(home)
+        log_file = home / "triggerer.log"
+        # The triggerer first, with nothing to run: its own memory, before any trigger.
+        triggerer = Child([str(BIN / "airflow"), "triggerer"], env, log=log_file)
+        children.append(triggerer)
+        wait("the triggerer started", lambda: "Starting the triggerer" in log_file.read_text(errors="replace"),
+             deadline, 0.5)
+        time.sleep(5)  # its trigger-runner subprocess up, a few empty loops done
+        idle_rss_kb = group_rss_kb(triggerer.process.pid)
+        setup_started = time.monotonic()
+        create_deferred_task_instances(args, health_url)
+        setup_s = time.monotonic() - setup_started
+        started = time.monotonic()
+        # Every trigger running (each writes its own log file when it starts), then polling: two more
+        # requests each (the first poll has a random phase).
+        trigger_logs = home / "logs" / f"dag_id={DAG_ID}"
+        wait("every trigger started", lambda: sum(1 for _ in trigger_logs.glob("**/*.log.trigger.*")) >= args.triggers,
+             deadline, 0.5)
+        all_started = int(server.ask("count"))
+        wait("every trigger polling twice", lambda: int(server.ask("count")) >= all_started + 2 * args.triggers,
+             deadline, 0.5)
+        running_after_s = time.monotonic() - started
+        log_at_startup_end = log_file.read_text(errors="replace")
+        time.sleep(2 * args.poll_interval)  # steady state
+        rss_kb = group_rss_kb(triggerer.process.pid)
+        log_before_flip = log_file.read_text(errors="replace")
+        flip = time.monotonic()
+        server.ask("healthy")
+        arrivals: list[tuple[float, int]] = []
+
+        def all_delivered() -> bool:
+            count = count_events(db)
+            if not arrivals or arrivals[-1][1] != count:
+                arrivals.append((time.monotonic() - flip, count))
+            return count >= args.triggers
+
+        wait("every event in the DB", all_delivered, deadline)
+        delivered_s = arrivals[-1][0]
+        time.sleep(1)  # the supervisor's last log lines
+        log = log_file.read_text(errors="replace")
+        blocked = [float(s) for s in BLOCKED.findall(log)]
+        at_startup = len(BLOCKED.findall(log_at_startup_end))
+        before_flip = len(BLOCKED.findall(log_before_flip))
+        delivered = [t for t, count in arrivals if count > 0]
+        figures = {
+            "triggers": args.triggers,
+            "poll_interval_s": args.poll_interval,
+            "setup_s": round(setup_s, 1),
+            "triggerer_start_to_all_polling_s": round(running_after_s, 1),
+            "first_event_in_db_after_flip_s": round(delivered[0], 3) if delivered else None,
+            "half_delivered_after_flip_s": round(next(t for t, c in arrivals if c >= args.triggers / 2), 3),
+            "all_delivered_after_flip_s": round(delivered_s, 3),
+            "all_delivered_after_flip_intervals": round(delivered_s / args.poll_interval, 2),
+            "blocked_loop_warnings": len(blocked),
+            "blocked_loop_warnings_while_starting_triggers": at_startup,
+            "blocked_loop_warnings_while_polling": before_flip - at_startup,
+            "blocked_loop_warnings_after_flip": len(blocked) - before_flip,
+            "longest_blocked_s": max(blocked, default=0.0),
+            "idle_triggerer_rss_mb": round(idle_rss_kb / 1024, 1),
+            "triggerer_rss_mb": round(rss_kb / 1024, 1),
+            "rss_kb_per_trigger": round((rss_kb - idle_rss_kb) / args.triggers, 1),
+        }
+        triggerer.stop()
+        children.remove(triggerer)
+        if not args.no_fanout:
+            fanout = subprocess.run(
+                [sys.executable, str(REPO_ROOT / "benchmarks" / "trigger_fanout.py"), "--triggers",
+                 str(args.triggers), "--poll-interval", str(args.poll_interval), "--target", args.target],
+                capture_output=True, text=True, timeout=max(deadline - time.monotonic(), 1), check=False,
+            )
+            figures["trigger_fanout"] = _last_json(fanout.stdout) or {"error": fanout.stderr[-500:]}
+        figures["machine"] = machine()
+        print(json.dumps(figures, indent=2))
+        return 0
+    finally:
+        for child in children:
+            child.stop()
+        if args.keep_home:
+            print(f"home kept: {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _last_json(text: str) -> dict | None:
+    start = text.find("{")
+    try:
+        return json.loads(text[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        return None
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
