@@ -9,7 +9,7 @@ What it does, in a throw-away AIRFLOW_HOME (SQLite, copied from the test suite's
 
 1. `airflow triggerer` starts with nothing to run, the health server in a child process pinned to
    maintenance; the triggerer's RSS (with its children) is read;
-2. a DAG of N `HttpPollingOperator` tasks is synced to the DB and one run of it created, through Airflow's
+2. a DAG of one `HttpPollingOperator` task is synced to the DB and N runs of it created, through Airflow's
    own models (no scheduler, no worker: the cheapest way to N deferred task instances); each task instance
    is deferred as `TaskInstance.defer_task` does it (a `Trigger` row from the operator's trigger, state
    `deferred`, `next_method`), and the triggerer picks them up;
@@ -67,10 +67,10 @@ from datetime import UTC, datetime
 from airflow.sdk import DAG
 from {package}.custom_trigger import HttpPollingOperator
 
-with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False):
-    for index in range({triggers}):
-        HttpPollingOperator(task_id=f"wait_{{index:04d}}", endpoint=os.environ["WORKBOOK_HEALTH_URL"],
-                            expected_value="healthy", poll_interval={poll_interval}, timeout=600)
+with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1, tzinfo=UTC), catchup=False,
+         max_active_runs={triggers}):
+    HttpPollingOperator(task_id="wait", endpoint=os.environ["WORKBOOK_HEALTH_URL"], expected_value="healthy",
+                        poll_interval={poll_interval}, timeout=600)
 """
 
 
@@ -124,16 +124,17 @@ def group_rss_kb(leader: int) -> int:
 
 
 def create_deferred_task_instances(args: argparse.Namespace, health_url: str) -> None:
-    """N deferred task instances of one run, through Airflow's models (runs with this home configured)."""
+    """N deferred task instances, one per run of a one-task DAG, through Airflow's models (with this home
+    configured). Not N tasks of one DAG: the triggerer sends each trigger's whole serialized DAG along and
+    rebuilds it, which for an N-task DAG is N x N work that no real deployment has."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dagbag import DBDagBag
-    from airflow.models.dagrun import get_or_create_dagrun
     from airflow.models.trigger import Trigger
     from airflow.sdk import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
     module = __import__(f"{args.package}.custom_trigger", fromlist=["HttpPollingTrigger"])
     with create_session() as session:
@@ -148,11 +149,11 @@ def create_deferred_task_instances(args: argparse.Namespace, health_url: str) ->
         session.commit()
         dag = DBDagBag().get_latest_version_of_dag(DAG_ID, session=session)
         now = timezone.utcnow()
-        run = get_or_create_dagrun(dag=dag, run_id="bench", logical_date=None, data_interval=None, run_after=now,
-                                   start_date=now, conf={}, session=session,
-                                   triggered_by=DagRunTriggeredByType.TEST, triggering_user_name="benchmark")
-        run.state = DagRunState.RUNNING
-        for ti in run.get_task_instances(session=session):
+        runs = [dag.create_dagrun(run_id=f"bench_{index:04d}", run_after=now, run_type=DagRunType.MANUAL,
+                                  triggered_by=DagRunTriggeredByType.TEST, state=DagRunState.RUNNING,
+                                  start_date=now, session=session) for index in range(args.triggers)]
+        session.flush()
+        for ti in (ti for run in runs for ti in run.get_task_instances(session=session)):
             trigger = module.HttpPollingTrigger(health_url, expected_value="healthy",
                                                 poll_interval=args.poll_interval, timeout=600)
             row = Trigger.from_object(trigger)
