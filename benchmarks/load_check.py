@@ -33,7 +33,7 @@ INFRASTRUCTURE_MARK = "INFRASTRUCTURE:"  # the final line of an infrastructure o
 # Busy until its deadline, whatever happens to its parent.
 HOG = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
 
-_hogs: list[subprocess.Popen] = []
+_hogs: list[subprocess.Popen] = []  # and the pytest run in progress: every group is killed on exit
 
 
 def start_hogs(count: int, seconds: float) -> None:
@@ -88,6 +88,7 @@ def run_once(index: int, args: argparse.Namespace, work: Path) -> tuple[dict[str
         with open(log, "wb") as out:
             process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            _hogs.append(process)  # an interrupted check leaves no test run (nor its Airflow) behind
             try:
                 returncode = process.wait(timeout=args.run_timeout)
             except subprocess.TimeoutExpired:

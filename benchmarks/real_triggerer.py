@@ -294,6 +294,12 @@ def main() -> int:
         figures["machine"] = machine()
         print(json.dumps(figures, indent=2))
         return 0
+    except TimeoutError as exc:  # the figures so far: how far the triggerer got before the deadline
+        started_triggers = sum(1 for _ in (home / "logs").glob("**/*.log.trigger.*"))
+        print(json.dumps({"error": str(exc), "triggers": args.triggers, "triggers_started": started_triggers,
+                          "seconds": round(args.deadline - (deadline - time.monotonic()), 1),
+                          "machine": machine()}, indent=2))
+        return 1
     finally:
         for child in children:
             child.stop()
