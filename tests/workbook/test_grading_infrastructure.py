@@ -22,8 +22,13 @@ from tests.harness.target import current_target
 RUNS = Path(__file__).with_name("runs.txt")
 
 
+@pytest.fixture
+def {deployment}():
+    return None  # stands for the real deployment: only a test that has one can fail for infrastructure
+
+
 @pytest.mark.criterion("ex02.t1.greets")
-def test_greet_through_a_flaky_airflow():
+def test_greet_through_a_flaky_airflow({deployment}):
     runs = int(RUNS.read_text()) if RUNS.exists() else 0
     RUNS.write_text(str(runs + 1))
     if runs < {fail_times}:
@@ -32,10 +37,10 @@ def test_greet_through_a_flaky_airflow():
 '''
 
 
-def grade_with(tmp_path: Path, fail_times: int) -> tuple[int, dict, Path]:
+def grade_with(tmp_path: Path, fail_times: int, deployment: str = "airflow_processes") -> tuple[int, dict, Path]:
     workbook = make_workbook(tmp_path / "workbook")
     test_file = workbook / "tests" / "ex02_greeting" / "test_flaky_airflow.py"
-    test_file.write_text(FLAKY_INFRASTRUCTURE_TEST.format(fail_times=fail_times))
+    test_file.write_text(FLAKY_INFRASTRUCTURE_TEST.format(fail_times=fail_times, deployment=deployment))
     out = tmp_path / "out"
     code = main(["--root", str(workbook), "grade", "ex02", "--target", "solution", "--out", str(out),
                  "--timeout", "20"])
@@ -65,3 +70,15 @@ def test_a_second_infrastructure_failure_is_could_not_grade_and_exit_2(tmp_path,
     )
     assert "HTTP 500 Database error" in greets["message"], greets["message"]
     assert "could not grade (infrastructure): ex02.t1.greets" in capsys.readouterr().err
+
+
+def test_an_infrastructure_error_without_a_deployment_is_a_plain_failure(tmp_path):
+    # Without a real deployment the code under test runs in the test process: raising the error itself
+    # must not turn a failure into "could not grade".
+    code, results, runs = grade_with(tmp_path, fail_times=2, deployment="some_fixture")
+    greets = criterion(results, "ex02.t1.greets")
+    assert runs.read_text() == "1", f"the test: expected 1 run (no re-run), got {runs.read_text()}"
+    assert code == 0 and greets["status"] == "failed", (
+        f"InfrastructureError raised in a test without airflow_processes: expected a failed criterion and exit 0, "
+        f"got exit {code}, criterion {greets!r}"
+    )
