@@ -190,6 +190,11 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
 
 
+class StarterImportError(ImportError):
+    """A learner's module does not import; its message is the one line that says where and why
+    (`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`)."""
+
+
 def starter_todo(exc: BaseException | None) -> str | None:
     """A starter's `NotImplementedError("Exercise 4 · Task 1: ...")`, anywhere in the exception chain."""
     seen = set()
@@ -214,6 +219,8 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
         todo = starter_todo(excinfo.value)
         if todo:
             return todo
+        if isinstance(excinfo.value, StarterImportError):
+            return _one_line(str(excinfo.value))
         return _one_line(excinfo.exconly()) or excinfo.typename
     crash = getattr(report.longrepr, "reprcrash", None)
     return _one_line(crash.message if crash else str(report.longrepr))

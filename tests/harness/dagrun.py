@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grading.pytest_plugin import StarterImportError
 from tests.harness.target import current_target
 
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Exercise [^\n]*)")
@@ -104,7 +105,7 @@ def dag_file(dag_id: str, dags_folder: Path) -> Path:
     return path
 
 
-class DagFileError(Exception):
+class DagFileError(StarterImportError):
     """A DAG file does not import; its message is one line: `starters/dags/x.py:12: SyntaxError: ...`."""
 
 
