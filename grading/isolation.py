@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grading import reports
 from grading.grade import grade_tree
 from grading.rubric import Exercise, Rubric, Task, load
 from grading.submission import pristine_copy
@@ -231,6 +232,8 @@ def check_task(root: Path, rubric: Rubric, exercise: Exercise, task: Task, *, pe
         # the task's own criteria, which must pass, run every test.
         grade = grade_tree(tree, target="starter", names=[exercise.id], per_test_timeout=per_test_timeout,
                            run_timeout=3600.0, out=out, gate="criterion", reveal_hidden=True)
+    if out is not None:
+        reports.write_all(grade, out)
     result.seconds = time.monotonic() - started
     result.earned = {c.id for c in grade.criteria if c.passed}
     result.messages = {c.id: f"{c.status}: {c.message}" for c in grade.criteria if not c.passed}
@@ -260,4 +263,6 @@ def run_matrix(root: Path, *, tasks: list[str] | None = None, jobs: int = 2, per
 
 
 def default_jobs() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """One tree per core, at most two: a tree's DAG runs and e2e deployments want a core each, and a test
+    must not time out because the machine is busy."""
+    return max(1, min(2, os.cpu_count() or 1))

@@ -228,8 +228,6 @@ def _task_code_problems(exercise: Exercise) -> list[str]:
             if name in owner:
                 problems.append(f"{name!r} is claimed by {owner[name]} and {task.id}: one task owns it")
             owner.setdefault(name, task.id)
-        if not task.symbols and not task.dags:
-            problems.append(f"{task.id}: names no symbols or dags (its code, for grading it on its own)")
         for other in task.builds_on:
             if other not in ids:
                 problems.append(f"{task.id}: builds_on {other!r}, which is not a task of {exercise.id}")
