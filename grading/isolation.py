@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading import reports
-from grading.grade import grade_tree
+from grading.pytest_plugin import SPEED_CLASSES
+from grading.results import grade
 from grading.rubric import Exercise, Rubric, Task, load
+from grading.runner import RunOptions, run_suite
 from grading.submission import pristine_copy
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+SPEED_E2E = SPEED_CLASSES["e2e"]
 
 
 class SpliceError(ValueError):
@@ -217,8 +220,16 @@ class TaskIsolation:
         return found + [f"{self.task} alone: {note}" for note in self.notes]
 
 
+def e2e_criteria(root: Path) -> set[str]:
+    """Criteria proved by e2e tests (real Airflow processes), from collecting the suite once."""
+    rubric = load(root)
+    paths = [e.test_folder for e in rubric.exercises if (root / e.test_folder).is_dir()]
+    run = run_suite(RunOptions(root=root, target="solution", paths=paths, extra_args=("--collect-only",)))
+    return {c for test in run.tests.values() if test.speed >= SPEED_E2E for c in test.criteria}
+
+
 def check_task(root: Path, rubric: Rubric, exercise: Exercise, task: Task, *, per_test_timeout: float,
-               out: Path | None) -> TaskIsolation:
+               out: Path | None, with_e2e: bool = True) -> TaskIsolation:
     result = TaskIsolation(task=task.id, expected=expected_criteria(rubric, task))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"workbook-isolation-{task.id}-") as scratch:
@@ -228,41 +239,62 @@ def check_task(root: Path, rubric: Rubric, exercise: Exercise, task: Task, *, pe
         except (SpliceError, OSError, KeyError) as error:
             result.error = f"could not build the tree: {error}"
             return result
+        log = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            log = out / "pytest-output.txt"
+            log.write_text("", encoding="utf-8")
         # The criterion gate: a criterion's tests stop at its first failure (one is enough to earn nothing);
         # the task's own criteria, which must pass, run every test.
-        grade = grade_tree(tree, target="starter", names=[exercise.id], per_test_timeout=per_test_timeout,
-                           run_timeout=3600.0, out=out, gate="criterion", reveal_hidden=True)
+        run = run_suite(RunOptions(root=tree, target="starter", paths=[exercise.test_folder], gate="criterion",
+                                   per_test_timeout=per_test_timeout, run_timeout=3600.0, log=log,
+                                   markers=None if with_e2e else "not e2e"))
+        graded = grade(load(tree), [exercise], run, target="starter", reveal_hidden=True)
     if out is not None:
-        reports.write_all(grade, out)
+        reports.write_all(graded, out)
     result.seconds = time.monotonic() - started
-    result.earned = {c.id for c in grade.criteria if c.passed}
-    result.messages = {c.id: f"{c.status}: {c.message}" for c in grade.criteria if not c.passed}
-    result.notes = list(grade.notes)
+    result.earned = {c.id for c in graded.criteria if c.passed}
+    result.messages = {c.id: f"{c.status}: {c.message}" for c in graded.criteria if not c.passed}
+    result.notes = list(graded.notes)
     return result
 
 
 def run_matrix(root: Path, *, tasks: list[str] | None = None, jobs: int = 2, per_test_timeout: float = 120.0,
                out: Path | None = None, report=print) -> list[TaskIsolation]:
-    """Check every task (or those named), `jobs` trees at a time; `report` gets one line per task."""
+    """Check every task (or those named), `jobs` trees at a time; `report` gets one line per task.
+
+    Only the trees expected to earn an e2e criterion run e2e tests, one such tree at a time (each starts a
+    real deployment of four Airflow processes). Elsewhere another task's e2e test could only pass with that
+    task's code, which is a todo in the tree."""
     rubric = load(root)
     chosen = [(e, t) for e in rubric.exercises for t in e.tasks
               if not tasks or t.id in tasks or e.id in tasks]
+    e2e = e2e_criteria(root)
 
     def one(pair: tuple[Exercise, Task]) -> TaskIsolation:
         exercise, task = pair
+        with_e2e = bool(expected_criteria(rubric, task) & e2e)
         result = check_task(root, rubric, exercise, task, per_test_timeout=per_test_timeout,
-                            out=(out / task.id) if out else None)
+                            out=(out / task.id) if out else None, with_e2e=with_e2e)
         verdict = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
         report(f"  {task.id:<10} {len(result.earned & result.expected)}/{len(result.expected)} own criteria, "
-               f"{len(result.earned - result.expected)} others, {result.seconds:.0f} s: {verdict}")
+               f"{len(result.earned - result.expected)} others, {result.seconds:.0f} s"
+               f"{'' if with_e2e else ' (no e2e)'}: {verdict}")
         return result
 
     # Each tree runs its own pytest process with its own AIRFLOW_HOME and free ports: trees do not share state.
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, chosen))
+    # The trees with e2e tests take one lane (one deployment at a time), the others the remaining lanes.
+    with_e2e = [p for p in chosen if expected_criteria(rubric, p[1]) & e2e]
+    others = [p for p in chosen if p not in with_e2e]
+    lanes = max(1, jobs)
+    with ThreadPoolExecutor(max_workers=1) as e2e_lane, \
+            ThreadPoolExecutor(max_workers=max(1, lanes - 1) if with_e2e else lanes) as other_lanes:
+        futures = {id(p): e2e_lane.submit(one, p) for p in with_e2e}
+        futures |= {id(p): other_lanes.submit(one, p) for p in others}
+        return [futures[id(p)].result() for p in chosen]
 
 
 def default_jobs() -> int:
-    """One tree per core, at most two: a tree's DAG runs and e2e deployments want a core each, and a test
-    must not time out because the machine is busy."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Three lanes on two cores or more: one for the trees with e2e tests, two for the others (a tree's
+    time is mostly waiting for simulated time and DAG runs, a third of it CPU)."""
+    return 3 if (os.cpu_count() or 1) >= 2 else 1
