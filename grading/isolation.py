@@ -22,7 +22,6 @@ from grading.pytest_plugin import SPEED_CLASSES
 from grading.results import grade
 from grading.rubric import Exercise, Rubric, Task, load
 from grading.runner import RunOptions, run_suite
-from grading.submission import pristine_copy
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 SPEED_E2E = SPEED_CLASSES["e2e"]
@@ -167,6 +166,8 @@ def solution_dag(source: str) -> str:
 
 def build_task_tree(root: Path, exercise: Exercise, task: Task, into: Path) -> None:
     """A pristine copy of the workbook at `into` whose starters have only `task` done (and what it builds on)."""
+    from grading.submission import pristine_copy  # instructor-only, like this matrix
+
     pristine_copy(root, into)
     rubric = load(root)
     tasks = [task, *(_task(rubric, t) for t in task.builds_on)]
