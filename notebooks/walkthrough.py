@@ -157,7 +157,21 @@ def cell_failed(error: BaseException) -> None:
     if isinstance(error, NameError) and _not_done:
         print(f"{_not_done[-1]} not done yet: skipped, this cell needs {error.name!r} from an earlier cell")
         return
+    if _not_done and isinstance(error, Exception) and not _raised_in_your_code(error):
+        # What an earlier, unstarted cell would have made is missing (a name, a state file, an event).
+        first = (str(error).strip().splitlines() or [""])[0][:160]
+        print(f"{_not_done[-1]} not done yet: skipped, this cell needs what an earlier cell would have made "
+              f"({type(error).__name__}: {first})")
+        return
     raise error
+
+
+def _raised_in_your_code(error: BaseException) -> bool:
+    """Did the traceback pass through the target's own package (a bug in code you wrote: show it whole)?"""
+    import traceback
+
+    folder = str(target.folder)
+    return any(frame.filename.startswith(folder) for frame in traceback.extract_tb(error.__traceback__))
 
 
 def cell_value() -> Any:
