@@ -24,7 +24,7 @@ def assert_hit_count(hits, call: str) -> None:
     """test_query_results is the number of hits (an int), not the hits."""
     assert isinstance(hits, int) and not isinstance(hits, bool), (
         f"{call}: expected test_query_results to be an int, the number of hits of the test query (1 to 3), "
-        f"got {type(hits).__name__} {hits!r}"
+        f"got {type(hits).__name__} {repr(hits)[:120]}"
     )
 
 
