@@ -5,14 +5,18 @@
 The solution side can reuse the record of a run that already happened (`.ci/run` records `make test`'s
 pytest run), so CI does not run the whole suite twice. The starter side stops testing a criterion as soon
 as one of its tests failed (`--grading-gate=criterion`): one failure is all it takes to earn nothing.
+
+Then the isolation matrix (grading/isolation.py): for each task, the shipped starters with only that task's
+code taken from solutions/ earn exactly that task's criteria (and those of the tasks it builds on).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from grading import reports
+from grading import isolation, reports
 from grading.grade import grade_tree
 from grading.results import Grade
 
@@ -26,6 +30,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "; without it the suite is run against solutions/")
     parser.add_argument("--skip-solution", action="store_true", help="check only the starters (0 %%)")
     parser.add_argument("--skip-starter", action="store_true", help="check only the solutions (100 %%)")
+    parser.add_argument("--skip-isolation", action="store_true",
+                        help="skip the isolation matrix (each task done alone earns exactly its criteria)")
+    parser.add_argument("--tasks", nargs="+", default=None, metavar="ID",
+                        help="isolation matrix of these tasks or exercises only (e.g. ex04.t1 ex11_3)")
+    parser.add_argument("--jobs", type=int, default=isolation.default_jobs(),
+                        help="task trees graded at the same time (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=120.0, dest="per_test_timeout")
     parser.add_argument("--out", type=Path, default=Path("reports/instrument"))
     parser.set_defaults(handler=run)
@@ -58,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
         problems += starter_problems(starter)
         print(f"starters/:  {starter.points}/{starter.max_points} points ({starter.percent:g} %), "
               f"{len(starter.criteria)} criteria")
+    if not args.skip_isolation:
+        print(f"isolation matrix ({args.jobs} at a time): each task done alone earns exactly its criteria")
+        started = time.monotonic()
+        matrix = isolation.run_matrix(args.root, tasks=args.tasks, jobs=args.jobs,
+                                      per_test_timeout=args.per_test_timeout, out=args.out / "isolation",
+                                      report=lambda line: print(line, flush=True))
+        for result in matrix:
+            problems += result.problems
+        print(f"isolation matrix: {len(matrix)} tasks in {time.monotonic() - started:.0f} s")
     for problem in problems:
         print(f"  {problem}")
     print("the suite is a working instrument" if not problems else f"{len(problems)} problem(s)")

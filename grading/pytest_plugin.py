@@ -3,8 +3,9 @@
 It records what happened to every test as JSON lines, one line as soon as it is known, so a run that
 crashes or is cut short still leaves everything up to the last test. Optionally it gates slow tests:
 
-- `--grading-gate=exercise`: an exercise's integration tests run only when its unit tests passed, its
-  e2e tests only when its integration tests passed too (the learner's fast loop);
+- `--grading-gate=exercise`: a task's integration tests run only when its unit tests passed (and those of
+  the tasks it builds on, per the rubric), its e2e tests only when its integration tests passed too (the
+  learner's fast loop: another task left unstarted holds nothing back);
 - `--grading-gate=criterion`: a test is not run when every criterion it proves already failed (enough to
   show that a criterion earns nothing, e.g. that the shipped starters earn 0 %).
 """
@@ -38,8 +39,9 @@ class Recorder:
         self.file = path.open("a", encoding="utf-8")
         self.gate = gate
         self.reports: dict[str, list[pytest.TestReport]] = {}
-        self.exercise_failed: dict[str, int] = {}  # exercise -> the fastest speed class that failed in it
+        self.task_failed: dict[str, int] = {}  # task -> the fastest speed class that failed in it
         self.criterion_failed: set[str] = set()
+        self.builds_on: dict[str, tuple[str, ...]] = {}  # task -> the tasks whose code it needs
 
     def write(self, **event: Any) -> None:
         self.file.write(json.dumps(event, default=str) + "\n")
@@ -116,9 +118,9 @@ class Recorder:
             last = reports[-1]
             criteria = getattr(last, "grading_criteria", [])
             self.criterion_failed.update(criteria)
-            for exercise in {c.split(".", 1)[0] for c in criteria}:
-                speed = getattr(last, "grading_speed", 0)
-                self.exercise_failed[exercise] = min(self.exercise_failed.get(exercise, speed), speed)
+            speed = getattr(last, "grading_speed", 0)
+            for task in _tasks(criteria):
+                self.task_failed[task] = min(self.task_failed.get(task, speed), speed)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.write(event="finish", exitstatus=int(exitstatus))
@@ -129,11 +131,12 @@ class Recorder:
             return "not run: its criteria already failed in another test"
         if self.gate == "exercise":
             speed = _speed(item)
-            for exercise in {c.split(".", 1)[0] for c in criteria}:
-                failed_at = self.exercise_failed.get(exercise)
-                if failed_at is not None and failed_at < speed:
-                    slower = "unit" if failed_at == 0 else "integration"
-                    return f"not run yet: {exercise}'s {slower} tests fail first"
+            for task in sorted(_tasks(criteria)):
+                for needed in (task, *self.builds_on.get(task, ())):
+                    failed_at = self.task_failed.get(needed)
+                    if failed_at is not None and failed_at < speed:
+                        slower = "unit" if failed_at == 0 else "integration"
+                        return f"not run yet: {needed}'s {slower} tests fail first"
         return None
 
 
@@ -141,6 +144,8 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--grading-record")
     if path:
         recorder = Recorder(Path(path), config.getoption("--grading-gate"))
+        if recorder.gate == "exercise":
+            recorder.builds_on = _builds_on(config.rootpath)
         config.stash[_record_key] = {"recorder": recorder}
         config.pluginmanager.register(recorder, "grading-recorder")
 
@@ -154,6 +159,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # ---- helpers ---------------------------------------------------------------------------------------------
 def _criteria(item: pytest.Item) -> list[str]:
     return [str(m.args[0]) for m in item.iter_markers("criterion") if m.args]
+
+
+def _tasks(criteria: list[str]) -> set[str]:
+    return {c.rsplit(".", 1)[0] for c in criteria}
+
+
+def _builds_on(root: Path) -> dict[str, tuple[str, ...]]:
+    """Each task's builds_on from the rubric; without a readable rubric, every task stands alone."""
+    from grading.rubric import RubricError, load
+
+    try:
+        rubric = load(root)
+    except RubricError:
+        return {}
+    return {t.id: t.builds_on for e in rubric.exercises for t in e.tasks}
 
 
 def _speed(item: pytest.Item) -> int:
@@ -170,6 +190,11 @@ def _relative_path(item: pytest.Item, config: pytest.Config) -> str:
 def _one_line(text: str) -> str:
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
+
+
+class StarterImportError(ImportError):
+    """A learner's module does not import; its message is the one line that says where and why
+    (`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`)."""
 
 
 def starter_todo(exc: BaseException | None) -> str | None:
@@ -196,6 +221,8 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
         todo = starter_todo(excinfo.value)
         if todo:
             return todo
+        if isinstance(excinfo.value, StarterImportError):
+            return _one_line(str(excinfo.value))
         return _one_line(excinfo.exconly()) or excinfo.typename
     crash = getattr(report.longrepr, "reprcrash", None)
     return _one_line(crash.message if crash else str(report.longrepr))

@@ -48,6 +48,11 @@ class Task:
     title: str
     hints: tuple[str, ...] = ()
     criteria: tuple[Criterion, ...] = ()
+    # The task's code, for grading it on its own: top-level functions and classes of the exercise module,
+    # DAG files of dags/, and the tasks whose code it needs (their criteria are earned along with its own).
+    symbols: tuple[str, ...] = ()
+    dags: tuple[str, ...] = ()
+    builds_on: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -165,8 +170,9 @@ def load(root: Path) -> Rubric:
         try:
             task_id = str(raw["id"])
             hints = raw.get("hints", [])
+            lists = {key: _string_list(raw, key, task_id, problems) for key in ("symbols", "dags", "builds_on")}
             task = Task(id=task_id, title=str(raw["title"]), hints=tuple(str(h) for h in hints),
-                        criteria=tuple(criteria_by_task.pop(task_id, [])))
+                        criteria=tuple(criteria_by_task.pop(task_id, [])), **lists)
         except KeyError as missing:
             problems.append(f"task {raw.get('id', raw)!r} has no {missing.args[0]}")
             continue
@@ -195,6 +201,41 @@ def load(root: Path) -> Rubric:
     return rubric
 
 
+def _string_list(raw: dict, key: str, task_id: str, problems: list[str]) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append(f"{task_id}: {key} must be a list of non-empty strings, got {value!r}")
+        return ()
+    if len(set(value)) != len(value):
+        problems.append(f"{task_id}: {key} names an entry twice: {value!r}")
+    return tuple(value)
+
+
+def _task_code_problems(exercise: Exercise) -> list[str]:
+    """symbols, dags and builds_on: each task's code is its own, and what it builds on comes before it."""
+    problems = []
+    owner: dict[str, str] = {}
+    ids = [t.id for t in exercise.tasks]
+    for task in exercise.tasks:
+        for symbol in task.symbols:
+            if not symbol.isidentifier():
+                problems.append(f"{task.id}: symbol {symbol!r} is not a Python name")
+        for dag in task.dags:
+            if "/" in dag or not dag.endswith(".py"):
+                problems.append(f"{task.id}: dags entry {dag!r}: expected a file name of dags/, e.g. "
+                                f"'{exercise.id}_pipeline.py'")
+        for name in (*task.symbols, *task.dags):
+            if name in owner:
+                problems.append(f"{name!r} is claimed by {owner[name]} and {task.id}: one task owns it")
+            owner.setdefault(name, task.id)
+        for other in task.builds_on:
+            if other not in ids:
+                problems.append(f"{task.id}: builds_on {other!r}, which is not a task of {exercise.id}")
+            elif ids.index(other) >= ids.index(task.id):
+                problems.append(f"{task.id}: builds_on {other!r}, which does not come before it")
+    return problems
+
+
 def _consistency_problems(rubric: Rubric) -> list[str]:
     problems = []
     seen: set[str] = set()
@@ -212,6 +253,7 @@ def _consistency_problems(rubric: Rubric) -> list[str]:
                             f"{exercise.criteria_points}")
         if not exercise.tasks:
             problems.append(f"{exercise.id}: has no task")
+        problems += _task_code_problems(exercise)
         for task in exercise.tasks:
             match = TASK_ID.match(task.id)
             if not match or match["exercise"] != exercise.id:

@@ -99,6 +99,7 @@ def captured_log() -> Generator[CapturedLog]:
         log.text = _ANSI.sub("", buffer.getvalue())
         lines = (_LOG_LINE.match(line) for line in log.text.splitlines())
         log.messages = [f"{m['level']}: {m['message']}" for m in lines if m]
+        _last_log[0] = log.text
 
 
 @contextlib.contextmanager
@@ -121,6 +122,102 @@ def outside_the_event_loop() -> Generator[None]:
 def module(name: str):
     """The exercise module of the chosen target, e.g. `module("custom_sensors")`."""
     return target.module(name)
+
+
+# ---- on a starter: a cell whose task is not done says so in one line, and the notebook goes on ----------
+_TODO = re.compile(r"^Exercise (?P<exercise>[\d.]+) · Task (?P<task>\d+): (?P<what>.*)$")
+_TODO_LOGGED = re.compile(r"NotImplementedError: (Exercise [\d.]+ · Task \d+: [^\n]*)")
+_not_done: list[str] = []  # "Task 2" for every task a cell found unstarted
+_last_log = [""]  # what the last `captured_log()` block caught (a DAG run's task log)
+_last_value: list[Any] = [None]
+
+
+def _todo_of(error: BaseException | None) -> re.Match | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, NotImplementedError) and (match := _TODO.match(str(error).strip())):
+            return match
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def cell_failed(error: BaseException) -> None:
+    """A starter cell's exception: an unstarted task (or a name an earlier unstarted cell did not define)
+    is one line; anything else is raised as usual."""
+    todo = _todo_of(error)
+    if todo is None and isinstance(error, AssertionError) and "dag.test()" in str(error):
+        # A DAG run failed: its task raised in Airflow's task runner, and the log says why.
+        logged = _TODO_LOGGED.search(_last_log[0])
+        todo = _TODO.match(logged.group(1).strip()) if logged else None
+    if todo:
+        _not_done.append(f"Task {todo['task']}")
+        print(f"Task {todo['task']} not done yet: {todo['what']}")
+        return
+    if isinstance(error, NameError) and _not_done:
+        print(f"{_not_done[-1]} not done yet: skipped, this cell needs {error.name!r} from an earlier cell")
+        return
+    if _not_done and isinstance(error, Exception) and not _raised_in_your_code(error):
+        # What an earlier, unstarted cell would have made is missing (a name, a state file, an event).
+        first = (str(error).strip().splitlines() or [""])[0][:160]
+        print(f"{_not_done[-1]} not done yet: skipped, this cell needs what an earlier cell would have made "
+              f"({type(error).__name__}: {first})")
+        return
+    raise error
+
+
+def _raised_in_your_code(error: BaseException) -> bool:
+    """Did the traceback pass through the target's own package (a bug in code you wrote: show it whole)?"""
+    import traceback
+
+    folder = str(target.folder)
+    return any(frame.filename.startswith(folder) for frame in traceback.extract_tb(error.__traceback__))
+
+
+def cell_value() -> Any:
+    """The value of the cell's last expression (None, which shows nothing, when the cell stopped early)."""
+    value, _last_value[0] = _last_value[0], None
+    return value
+
+
+class _StarterCells:
+    """An IPython AST transformer: `body` becomes `try: body / except BaseException as e: cell_failed(e)`,
+    the last expression's value kept and shown after the `try`, so Jupyter still displays it."""
+
+    def visit(self, tree):
+        import ast
+
+        if not tree.body or any(isinstance(n, (ast.Import, ast.ImportFrom)) and
+                                any(a.name == "walkthrough" for a in n.names) for n in tree.body):
+            return tree
+        body = list(tree.body)
+        shows_value = isinstance(body[-1], ast.Expr)
+        if shows_value:
+            keep = ast.parse("walkthrough._last_value[0] = None").body[0]
+            keep.value = body[-1].value
+            body[-1] = keep
+        handler = ast.parse("try:\n    pass\nexcept BaseException as _wb_error:\n"
+                            "    walkthrough.cell_failed(_wb_error)\n").body[0]
+        handler.body = body
+        new_body = [ast.parse("import walkthrough").body[0], handler]
+        if shows_value:
+            new_body.append(ast.parse("walkthrough.cell_value()").body[0])
+        tree.body = new_body
+        return ast.fix_missing_locations(tree)
+
+
+def _carry_on_in_starter_notebooks() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and not any(isinstance(t, _StarterCells) for t in shell.ast_transformers):
+        shell.ast_transformers.append(_StarterCells())
+
+
+if target.name == "starter":
+    _carry_on_in_starter_notebooks()
 
 
 print(f"walkthrough target: {target.name} ({target.package}/)")

@@ -157,22 +157,31 @@ class MultiSourceReadinessSensor(BaseSensorOperator):
         raise todo("4", 3, "implement MultiSourceReadinessSensor.poke", "ex04_custom_sensors.md#task-3")
 
 
+def _not_started(*todo_args: object) -> Condition:
+    """What a factory returns until you write it: a condition that raises the todo when it is checked.
+    (The DAG file calls the factories when it is parsed; raising there would break every DAG run.)"""
+    def condition() -> bool:
+        raise todo(*todo_args)
+
+    return condition
+
+
 def behavior_logs_fresh(folder: str | os.PathLike[str], max_age_minutes: float = 60,
                         pattern: str = "*.log") -> Condition:
     """A condition: `folder` holds a file matching `pattern` modified in the last `max_age_minutes`
     (False while the folder does not exist)."""
-    raise todo("4", 3, "implement behavior_logs_fresh", "ex04_custom_sensors.md#task-3")
+    return _not_started("4", 3, "implement behavior_logs_fresh", "ex04_custom_sensors.md#task-3")
 
 
 def catalog_version_above(url: str, min_version: int = 100, timeout: float = 10.0) -> Condition:
     """A condition: `GET url` answers `{"version": N}` with N > `min_version` (errors raise)."""
-    raise todo("4", 3, "implement catalog_version_above", "ex04_custom_sensors.md#task-3")
+    return _not_started("4", 3, "implement catalog_version_above", "ex04_custom_sensors.md#task-3")
 
 
 def inventory_snapshot_today(path: str | os.PathLike[str],
                              today: Callable[[], date] | None = None) -> Condition:
     """A condition: the JSON file at `path` has `"date"` equal to today (UTC unless `today` says)."""
-    raise todo("4", 3, "implement inventory_snapshot_today", "ex04_custom_sensors.md#task-3")
+    return _not_started("4", 3, "implement inventory_snapshot_today", "ex04_custom_sensors.md#task-3")
 
 
 # ---- Task 4 ------------------------------------------------------------------------------------------

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import sys
+import traceback
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from tests.harness import infrastructure
-from tests.harness.target import ENV_VAR, PACKAGES, UnknownTarget, resolve
+from tests.harness.target import ENV_VAR, PACKAGES, REPO_ROOT, UnknownTarget, current_target, resolve
 
 pytest_plugins = ["fixtures.pytest_plugin"]
 
@@ -52,8 +55,113 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# ---- a starter module that does not import: one line, once --------------------------------------------
+_import_errors: dict[Path, str | None] = {}  # exercise test folder -> why its module does not import
+_skipped_folders: set[Path] = set()
+
+
+def starter_import_error(module: str) -> str | None:
+    """`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`, or None when the module imports."""
+    target = current_target()
+    try:
+        importlib.import_module(f"{target.package}.{module}")
+    except SyntaxError as error:
+        where = _relative(Path(error.filename)) if error.filename else f"{target.package}/{module}.py"
+        return f"{where}:{error.lineno}: {type(error).__name__}: {error.msg}"
+    except Exception as error:  # the learner's module raised while importing: name its own line
+        sys.modules.pop(f"{target.package}.{module}", None)
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(Path(f.filename), target.folder)]
+        where = f"{_relative(Path(frames[-1].filename))}:{frames[-1].lineno}" if frames \
+            else f"{target.package}/{module}.py"
+        text = str(error).strip().splitlines()
+        return f"{where}: {type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _relative(path: Path) -> str:
+    return path.resolve().relative_to(REPO_ROOT).as_posix() if _inside(path, REPO_ROOT) else str(path)
+
+
+def _exercise_modules() -> dict[Path, tuple[str, list[str]]]:
+    """Each exercise's test folder -> (its module, its criteria), from the rubric."""
+    from grading.rubric import RubricError, load
+
+    try:
+        rubric = load(REPO_ROOT)
+    except RubricError:
+        return {}
+    return {(REPO_ROOT / e.test_folder).resolve(): (e.module, [c.id for c in e.criteria]) for e in rubric.exercises}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The test files of an exercise whose module does not import are not collected: one item says why."""
+    if not (collection_path.name.startswith("test_") and collection_path.suffix == ".py"):
+        return None
+    folder = collection_path.resolve().parent
+    modules = config.stash.setdefault(_modules_key, _exercise_modules())
+    if folder not in modules:
+        return None
+    if folder not in _import_errors:
+        _import_errors[folder] = starter_import_error(modules[folder][0])
+    if _import_errors[folder] is None:
+        return None
+    _skipped_folders.add(folder)
+    return True
+
+
+_modules_key = pytest.StashKey[dict]()
+
+
+class StarterDoesNotImport(pytest.Item):
+    """Stands for every test of an exercise whose module does not import; fails with that one line."""
+
+    def __init__(self, *, message: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        from grading.pytest_plugin import StarterImportError
+
+        raise StarterImportError(self.message)
+
+    def repr_failure(self, excinfo, style=None) -> str:
+        return self.message
+
+    def reportinfo(self):
+        return self.path, None, self.name
+
+
+def _starter_import_items(session: pytest.Session) -> list[pytest.Item]:
+    items = []
+    modules = session.config.stash.get(_modules_key, {})
+    for folder in sorted(_skipped_folders):
+        module, criteria = modules[folder]
+        relative = folder.relative_to(REPO_ROOT).as_posix()
+        item = StarterDoesNotImport.from_parent(session, name=f"{module} imports", path=folder,
+                                                nodeid=f"{relative}::{module}_imports",
+                                                message=_import_errors[folder])
+        for criterion in criteria:
+            item.add_marker(pytest.mark.criterion(criterion))
+        # `-k t1` (or `-k ex04.t1`) still selects it: it stands for every task's tests.
+        item.extra_keyword_matches.update({c.rsplit(".", 1)[0] for c in criteria}
+                                          | {c.split(".")[1] for c in criteria})
+        items.append(item)
+    return items
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     """Fast tests first: unit, then integration (dag.test), then e2e (real Airflow processes)."""
+    items[:0] = _starter_import_items(session)
+
     def speed(item: pytest.Item) -> int:
         return max((SPEED_ORDER.get(m.name, 0) for m in item.iter_markers()), default=0)
 
@@ -78,12 +186,15 @@ def pytest_report_teststatus(report: pytest.TestReport):
 
 
 def _starter_message(exc: BaseException | None) -> str | None:
-    """A starter's `NotImplementedError("Exercise 4 · Task 1: ...")`, found anywhere in the chain."""
+    """A starter's `NotImplementedError("Exercise 4 · Task 1: ...")` or a starter file that does not import
+    (`starters/dags/x.py:12: SyntaxError: ...`), found anywhere in the chain."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, NotImplementedError) and str(exc).startswith("Exercise"):
             return f"NotImplementedError: {exc}"
+        if type(exc).__name__ in ("StarterImportError", "DagFileError"):  # a starter or DAG that does not import
+            return str(exc)
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -104,12 +215,19 @@ def airflow_db(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture
-def run_dag(airflow_db: Path, capfd: pytest.CaptureFixture[str]):
-    """`run_dag(dag_id, env={...})` runs the target's DAG with dag.test() and returns a DagRunResult."""
+def run_dag(airflow_db: Path, capfd: pytest.CaptureFixture[str], pytestconfig: pytest.Config,
+            tmp_path_factory: pytest.TempPathFactory):
+    """`run_dag(dag_id, env={...})` runs the target's DAG with dag.test() and returns a DagRunResult.
+
+    A failure shows the failed task, its exception and the end of its log; the whole log is in a file
+    (named in the failure) and, with `pytest -v`, in the test's captured output."""
     from tests.harness.dagrun import run_dag as _run_dag
 
+    log_dir = tmp_path_factory.getbasetemp() / "dag-logs"
+    echo = pytestconfig.get_verbosity() > 0
+
     def run(dag_id: str, **kwargs):
-        return _run_dag(dag_id, capfd=capfd, **kwargs)
+        return _run_dag(dag_id, capfd=capfd, log_dir=log_dir, echo=echo, **kwargs)
 
     return run
 

@@ -184,5 +184,6 @@ def test_each_poke_logs_order_status_and_attempt(sensors, order_db, sensor_log):
         assert any(
             re.search(r"\b1\b", line) and status in line and re.search(rf"attempt\W{{0,3}}{attempt}\b", line, re.I)
             for line in lines
-        ), (f"poke() #{attempt} of order 1: expected a log line with the order id, status {status!r} and "
-            f"'attempt {attempt}', got {lines}")
+        ), (f"poke() #{attempt} of one OrderStatusSensor instance (poke mode, task_reschedule_count 0) for "
+            f"order 1: expected a log line with the order id, status {status!r} and 'attempt {attempt}' "
+            f"(N = task_reschedule_count + this instance's pokes), got {lines}")

@@ -20,6 +20,14 @@ def query_requests(store) -> int:
     return sum(1 for r in store.requests if r.method == "POST" and r.path.endswith("/query"))
 
 
+def assert_hit_count(hits, call: str) -> None:
+    """test_query_results is the number of hits (an int), not the hits."""
+    assert isinstance(hits, int) and not isinstance(hits, bool), (
+        f"{call}: expected test_query_results to be an int, the number of hits of the test query (1 to 3), "
+        f"got {type(hits).__name__} {repr(hits)[:120]}"
+    )
+
+
 def raises(call) -> BaseException | None:
     try:
         call()
@@ -38,7 +46,10 @@ def test_health_check_runs_a_test_query(vs, make_store, backend):
         f"validate_index_health on a healthy {backend} collection: expected it to send a test query, the store "
         f"received {[(r.method, r.path) for r in store.requests]}"
     )
-    assert isinstance(result, dict) and result.get("test_query_results", 0) >= 1, (
+    assert isinstance(result, dict), f"validate_index_health on a healthy {backend} collection: expected a dict, got {result!r}"
+    hits = result.get("test_query_results")
+    assert_hit_count(hits, f"validate_index_health on a healthy {backend} collection")
+    assert hits >= 1, (
         f"validate_index_health on a healthy {backend} collection: expected test_query_results >= 1, got {result!r}"
     )
 
@@ -117,6 +128,7 @@ def test_health_check_returns_the_statistics(vs, make_store, backend):
     expected = {"collection": COLLECTION, "document_count": len(corpus), "dimensions": 384, "healthy": True}
     got = {key: result.get(key) for key in expected} if isinstance(result, dict) else result
     assert got == expected, f"validate_index_health on a healthy {backend} collection: expected {expected}, got {result!r}"
-    assert 1 <= result.get("test_query_results", 0) <= 3, (
+    assert_hit_count(result.get("test_query_results"), f"validate_index_health on a healthy {backend} collection")
+    assert 1 <= result["test_query_results"] <= 3, (
         f"the test query asks for the top 3: expected test_query_results in 1..3, got {result!r}"
     )

@@ -191,18 +191,31 @@ from tests.harness.airflow_processes import airflow_processes  # noqa: E402, F40
 @pytest.fixture(scope="module")
 def e2e_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ex11_5-e2e")
-    return {"landing": root / "landing" / "bronze" / "sales", "state": root / "state", "inbox": root / "inbox"}
+    dirs = {"landing": root / "landing" / "bronze" / "sales", "state": root / "state", "inbox": root / "inbox"}
+    dirs["landing"].mkdir(parents=True)
+    return dirs
 
 
 @pytest.fixture(scope="module")
-def airflow_extra_env(ed: ModuleType, e2e_dirs: dict[str, Path]) -> dict[str, str]:
-    """What the DAG files read, for every Airflow process. First, in this process, the parts of the module
-    the e2e run needs: an unimplemented starter fails here in seconds, before any process starts."""
-    e2e_dirs["landing"].mkdir(parents=True)
+def watcher_ready(ed: ModuleType, e2e_dirs: dict[str, Path]) -> None:
+    """Task 1's part of the module, checked in this process before the deployment starts: an unstarted
+    starter fails here in seconds. (Each e2e test asks for its own task's check only.)"""
     url = e2e_dirs["landing"].as_uri() + "/"
     ed.NewObjectTrigger(prefix=url, pattern="*.csv", state_path=str(e2e_dirs["state"] / "probe.json")).serialize()
     ed.list_objects(url, "*.csv")
+
+
+@pytest.fixture(scope="module")
+def receiver_ready(ed: ModuleType) -> None:
+    """Task 2's part of the module, checked before the deployment starts."""
     ed.verify_signature(b"{}", ed.sign(b"{}", SECRET), SECRET)
+
+
+@pytest.fixture(scope="module")
+def airflow_extra_env(e2e_dirs: dict[str, Path]) -> dict[str, str]:
+    """What the DAG files read, for every Airflow process."""
+    e2e_dirs["landing"].mkdir(parents=True, exist_ok=True)
+    url = e2e_dirs["landing"].as_uri() + "/"
     return {"WORKBOOK_LANDING_URL": url, "WORKBOOK_WATCHER_STATE": str(e2e_dirs["state"] / "landing.json"),
             "WORKBOOK_POLL_INTERVAL": "1", "WORKBOOK_BRONZE_ASSET_URI": ASSET_URI,
             "WORKBOOK_INBOX_DIR": str(e2e_dirs["inbox"]), "WORKBOOK_AUDIT_DB": str(e2e_dirs["state"] / "audit.sqlite")}

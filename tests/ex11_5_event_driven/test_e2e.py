@@ -33,7 +33,7 @@ def wait_for_one_successful_run(deployment, dag_id: str, run_type: str) -> list[
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.criterion("ex11_5.t1.e2e_one_run_per_file")
-def test_a_dropped_file_starts_exactly_one_run(airflow_processes, e2e_dirs):
+def test_a_dropped_file_starts_exactly_one_run(watcher_ready, airflow_processes, e2e_dirs):
     dag_id = "ex11_5_landing_zone"
     airflow_processes.wait_for_dag(dag_id)
     atomic_write_text(e2e_dirs["landing"] / "sales-0001.csv", "id,amount\n1,10\n2,20\n")
@@ -50,7 +50,7 @@ def test_a_dropped_file_starts_exactly_one_run(airflow_processes, e2e_dirs):
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.criterion("ex11_5.t2.e2e_one_run_per_webhook")
-def test_a_signed_webhook_starts_exactly_one_run(airflow_processes, ed):
+def test_a_signed_webhook_starts_exactly_one_run(receiver_ready, airflow_processes, ed):
     dag_id = "ex11_5_sales_refresh"
     airflow_processes.wait_for_dag(dag_id)
     airflow_processes.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})

@@ -12,6 +12,15 @@ from fixtures.webhook_sender import generic_notification, minio_notification, si
 from tests.ex11_5_event_driven.conftest import SECRET, TOKEN
 
 
+def assert_object_keys(keys: list, bucket: str, expected: list[str]) -> None:
+    """A MinIO `Key` is `bucket/object`: the event's key is the object's name, without the bucket."""
+    with_bucket = [k for k in keys if isinstance(k, str) and k.startswith(f"{bucket}/")]
+    assert not with_bucket, (
+        f"asset event extra 'key' of MinIO notifications with Key '{bucket}/<object>': expected the object's name "
+        f"inside bucket {bucket!r} ({expected}), got the whole Key {with_bucket} (split it at the first '/')"
+    )
+
+
 @pytest.mark.criterion("ex11_5.t2.signature")
 def test_sign_and_verify(ed):
     body = b'{"source": "ci-pipeline", "event": "deploy_complete"}'
@@ -90,6 +99,7 @@ def test_minio_and_generic_events_become_asset_events(webhook, fake_airflow):
     expected = [("minio", "s3:ObjectCreated:Put", "warehouse", "bronze/sales/data.parquet"),
                 ("airflow", "data_ready", "landing", "sales/2024-01-15.csv")]
     got = [(e.get("source"), e.get("event"), e.get("bucket"), e.get("key")) for e in extras]
+    assert_object_keys([got[0][3]], "warehouse", ["bronze/sales/data.parquet"])
     assert got == expected, f"asset event extras (source, event, bucket, key): expected {expected}, got {got}"
 
 
@@ -120,6 +130,7 @@ def test_a_replayed_event_is_delivered_once(webhook, fake_airflow):
     hook.wait_for(lambda: any("b.parquet" in json.dumps(p["json"]) for p in fake_airflow.deliveries),
                   "b.parquet delivered")
     keys = [p["json"]["extra"].get("key") for p in fake_airflow.deliveries]
+    assert_object_keys(keys, "landing", ["bronze/sales/a.parquet", "bronze/sales/b.parquet"])
     assert sorted(keys) == ["bronze/sales/a.parquet", "bronze/sales/b.parquet"], (
         f"a.parquet sent three times and b.parquet once: expected one delivery each, got keys {keys}"
     )
