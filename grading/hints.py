@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     for number, hint in enumerate(task.hints[:level], start=1):
         print(f"  hint {number}/{len(task.hints)}: {hint}")
     if level < len(task.hints):
-        print(f"Run `workbook hint {exercise.id} {task.number}` again for hint {level + 1}.")
+        print(f"Run `make hint EXERCISE={exercise.id} TASK={task.number}` again for hint {level + 1}.")
     else:
         print(f"That was the last hint. The chapter: {exercise.chapter}#task-{task.number[1:]}")
     return 0
