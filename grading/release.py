@@ -25,8 +25,9 @@ from grading.runner import GradingError
 
 RELEASE_AUTHOR = ("Workbook release", "release@workbook.invalid")
 RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
-# Tests of the workbook's machinery that need solutions/ or the instructor tools (relative to tests/workbook).
-INSTRUCTOR_ONLY_TESTS: set[str] = set()
+# Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
+# has solutions and hidden tests, so it is not shipped).
+FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
@@ -57,7 +58,7 @@ def is_excluded_test(relative: Path) -> bool:
     name = relative.name
     return (name == "test_hidden.py"
             or (relative.parts[:2] == ("tests", "workbook") and
-                (name.startswith("test_grading") or name in INSTRUCTOR_ONLY_TESTS
+                (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS
                  or "grading_fixtures" in relative.parts)))
 
 
@@ -104,6 +105,7 @@ def learner_makefile(text: str) -> str:
     result = "\n\n".join(p for p in kept if p.strip())
     result = re.sub(r"(?m)^(\.PHONY:.*)$",
                     lambda m: " ".join(w for w in m[1].split() if w not in dropped) + " test", result)
+    result = re.sub(r"\A# While you work:.*\n", "", result)
     return LEARNER_MAKEFILE_HEAD + result.rstrip("\n") + "\n\n" + LEARNER_TEST_RULE
 
 

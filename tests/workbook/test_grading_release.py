@@ -44,6 +44,8 @@ def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
     assert hidden == [], f"hidden criteria in the learner rubric: {hidden}"
     makefile = (out / "Makefile").read_text(encoding="utf-8")
     assert "--target=solution" not in makefile and "check:" in makefile, makefile
+    needs_fixtures = [f for f in files if f.endswith(".py") and "grading_fixtures" in (out / f).read_text("utf-8")]
+    assert needs_fixtures == [], f"shipped tests that need the (unshipped) fixture workbook: {needs_fixtures}"
 
 
 def test_learner_release_offers_only_learner_commands(tmp_path):
