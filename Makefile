@@ -1,10 +1,11 @@
 # Two commands do everything: `make check` (your progress) and `make test` (the reference solutions).
+# While you work: `make watch` (re-runs your task's fast tests on every save) and `make hint`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check test lint install lock clean notebooks load-check
+.PHONY: check watch hint test lint install lock clean notebooks mutation load-check
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -15,9 +16,20 @@ $(INSTALLED): pyproject.toml constraints.txt
 install: $(INSTALLED)
 
 # Your progress: per exercise and task, then the first criterion to work on with a hint
-# (`make check EXERCISE=ex04` for one exercise). Exits 0 whenever the check itself ran.
+# (`make check EXERCISE=ex04` for one exercise, `make check EXERCISE=ex04 TASK=t1` for one task).
+# Exits 0 whenever the check itself ran.
 check: $(INSTALLED)
-	@$(BIN)/python -m grading check $(EXERCISE)
+	@$(BIN)/python -m grading check $(EXERCISE) $(if $(EXERCISE),$(TASK))
+
+# Re-runs the fast tests of the task you are on whenever you save a starter or DAG file (Ctrl-C stops);
+# `make watch EXERCISE=ex04` for one exercise.
+watch: $(INSTALLED)
+	@$(BIN)/python -m grading watch $(EXERCISE)
+
+# The hints of a task, one level more each time: `make hint EXERCISE=ex04 TASK=t1`.
+hint: $(INSTALLED)
+	@test -n "$(EXERCISE)" -a -n "$(TASK)" || { echo "usage: make hint EXERCISE=ex04 TASK=t1"; exit 2; }
+	@$(BIN)/python -m grading hint $(EXERCISE) $(TASK)
 
 # The whole suite against the reference solutions, the walkthrough notebooks and the linter: all must pass.
 test: $(INSTALLED)

@@ -1,7 +1,7 @@
 """The workbook's grading tool: check your progress, get hints, grade (and, for instructors, grade
 submissions, build the learner release and verify the suite).
 
-`python -m grading COMMAND` or `workbook COMMAND`. Learner releases ship check, hint and grade only.
+`python -m grading COMMAND` or `workbook COMMAND`. Learner releases ship check, watch, hint and grade only.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import importlib
 import sys
 from pathlib import Path
 
+from grading.environment import wrong_environment
 from grading.rubric import RubricError, find_root
 from grading.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
-COMMAND_MODULES = ("check", "hint", "grade", "submission", "release", "instrument")
+COMMAND_MODULES = ("check", "watch", "hint", "grade", "submission", "release", "instrument")
 MODULE_FILES = {"hint": "hints"}
 EXIT_COULD_NOT_RUN = 2
+# Commands that run the graded suite with this interpreter: they need the workbook's environment.
+SUITE_COMMANDS = {"check", "watch", "grade"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in SUITE_COMMANDS:
+        problem = wrong_environment(" ".join([".venv/bin/workbook", *(sys.argv[1:] if argv is None else argv)]))
+        if problem:
+            print(f"workbook {args.command}: {problem}", file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
     try:
         args.root = (args.root or find_root()).resolve()
         return args.handler(args)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from grading import reports
-from grading.results import Grade, Run, grade
+from grading.results import Grade, Run, commit_of, grade
 from grading.rubric import Exercise, Rubric, load
 from grading.runner import RunOptions, run_suite
 
@@ -43,7 +43,9 @@ def grade_tree(root: Path, *, target: str, names: list[str] | None = None, per_t
                                        run_timeout=run_timeout, gate=gate, log=log, echo=echo))
         else:
             run = Run(notes=["no exercise has a test folder yet"])
-    return grade(rubric, exercises, run, target=target, reveal_hidden=reveal_hidden, submission=submission)
+    commit = commit_of(Path(submission) if submission else root)
+    return grade(rubric, exercises, run, target=target, reveal_hidden=reveal_hidden, submission=submission,
+                 commit=commit)
 
 
 def add_grading_options(parser: argparse.ArgumentParser, *, default_out: str) -> None:

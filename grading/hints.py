@@ -9,6 +9,8 @@ from pathlib import Path
 from grading.rubric import load
 
 STATE_FILE = Path(".cache") / "hints-seen.json"
+# What each level is, when a task has the usual three.
+LEVEL_NAMES = ("a nudge", "the concept, and where to read about it", "a sketch of a solution")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
     seen[task.id] = max(level, seen.get(task.id, 0))
     _write(state_path, seen)
     print(f"{task.id} · {task.title}")
+    named = len(task.hints) == len(LEVEL_NAMES)
     for number, hint in enumerate(task.hints[:level], start=1):
-        print(f"  hint {number}/{len(task.hints)}: {hint}")
+        label = f" ({LEVEL_NAMES[number - 1]})" if named else ""
+        print(f"  hint {number}/{len(task.hints)}{label}: {hint}")
     if level < len(task.hints):
-        print(f"Run `workbook hint {exercise.id} {task.number}` again for hint {level + 1}.")
+        print(f"Run `make hint EXERCISE={exercise.id} TASK={task.number}` again for hint {level + 1}.")
     else:
         print(f"That was the last hint. The chapter: {exercise.chapter}#task-{task.number[1:]}")
     return 0

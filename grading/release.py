@@ -2,6 +2,9 @@
 notebooks, public tests, the harness, grading's learner commands, a README for learners, Makefile,
 pyproject and constraints. No solutions/, no hidden tests, no instructor tools, and no solution code
 anywhere: the release is searched for the solutions' source lines before it is declared done.
+
+It is built from the last commit (a tree with uncommitted changes is refused unless --allow-dirty, which
+builds from the folder as it is), and it is itself a git repository with one initial commit.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
+import tarfile
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +23,11 @@ from pathlib import Path
 from grading.rubric import RUBRIC_PATH, Rubric, load
 from grading.runner import GradingError
 
+RELEASE_AUTHOR = ("Workbook release", "release@workbook.invalid")
+RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
+# Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
+# has solutions and hidden tests, so it is not shipped).
+FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
@@ -43,11 +54,12 @@ class Release:
 
 
 def is_excluded_test(relative: Path) -> bool:
-    """Hidden tests, and the tests of instructor-only grading (they need solutions and hidden tests)."""
+    """Hidden tests, and the workbook's own tests that need solutions/ or instructor-only grading."""
     name = relative.name
     return (name == "test_hidden.py"
             or (relative.parts[:2] == ("tests", "workbook") and
-                (name.startswith("test_grading") or "grading_fixtures" in relative.parts)))
+                (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS
+                 or "grading_fixtures" in relative.parts)))
 
 
 def public_rubric_text(text: str) -> str:
@@ -84,13 +96,29 @@ def public_rubric_text(text: str) -> str:
 
 
 def learner_makefile(text: str) -> str:
-    """The Makefile without the rules that need solutions/ (test, notebooks)."""
+    """The Makefile without the rules that need solutions/ (test, notebooks), nor comments that name them;
+    `make test` becomes the workbook's own tests and the linter, which pass on the starters as shipped."""
     paragraphs = re.split(r"\n\s*\n", text)
     dropped = {"test", "notebooks"}
     kept = [p for p in paragraphs if not re.search(rf"(?m)^({'|'.join(dropped)}):", p)]
-    result = "\n\n".join(kept)
-    return re.sub(r"(?m)^(\.PHONY:.*)$",
-                  lambda m: " ".join(w for w in m[1].split() if w not in dropped), result) + "\n"
+    kept = [re.sub(r"(?m)^#.*`make (test|notebooks)`.*\n?", "", p) for p in kept]
+    result = "\n\n".join(p for p in kept if p.strip())
+    result = re.sub(r"(?m)^(\.PHONY:.*)$",
+                    lambda m: " ".join(w for w in m[1].split() if w not in dropped) + " test", result)
+    result = re.sub(r"\A# While you work:.*\n", "", result)
+    return LEARNER_MAKEFILE_HEAD + result.rstrip("\n") + "\n\n" + LEARNER_TEST_RULE
+
+
+LEARNER_MAKEFILE_HEAD = "# `make check` (your progress), `make watch`, `make hint`, `make test` (the workbook's own tests).\n"
+LEARNER_TEST_RULE = """# The workbook's own machinery (harness, simulators, rubric) and the linter; your exercises: `make check`.
+test: $(INSTALLED)
+\t$(BIN)/python -m pytest tests/workbook
+\t$(BIN)/ruff check .
+"""
+
+
+# The fast loop as the README and every chapter quote it.
+FAST_LOOP = '.venv/bin/pytest --target=starter -m "not integration and not e2e"'
 
 
 def learner_readme(rubric: Rubric) -> str:
@@ -108,13 +136,16 @@ You need Python 3.11 and `make`.
 
 ```bash
 make check                          # your progress, every exercise (installs everything on first use)
-.venv/bin/workbook check ex04       # one exercise: its unit tests first, its DAG runs once they pass
-.venv/bin/workbook hint ex04 t1     # the hints of a task, one level at a time (run again for the next)
+make watch EXERCISE=ex04            # re-runs the fast tests of the task you are on each time you save
+make check EXERCISE=ex04 TASK=t1    # one task, its DAG runs included
+make hint EXERCISE=ex04 TASK=t1     # the hints of a task, one level at a time (run again for the next)
+make test                           # the workbook's own tests and the linter (they pass as shipped)
 .venv/bin/workbook grade            # the full report: reports/report.md, results.json, junit.xml
 ```
 
-`check` ends with the first criterion to work on, why it is not met yet and a hint. A task you have not
-started says where to read, for example
+Every command can also be run as `.venv/bin/workbook COMMAND`, or as `workbook COMMAND` after
+`source .venv/bin/activate`. `check` ends with the first criterion to work on, why it is not met yet and a
+hint. A task you have not started says where to read, for example
 `NotImplementedError: Exercise 4 · Task 1: implement OrderStatusSensor.poke (exercises/ex04_custom_sensors.md#task-1)`.
 
 ## Exercises
@@ -125,11 +156,12 @@ started says where to read, for example
 
 Work only in `starters/` (and `starters/dags/`): that folder is what gets graded. Your instructor grades
 it against the same public tests you have here plus a few hidden ones, with a fresh copy of everything
-else, so changing tests, the rubric or grading code changes nothing in your grade.
+else, so changing tests, the rubric or grading code changes nothing in your grade. Commit your work: the
+grade names the commit it graded.
 
 ## While you work
 
-- Fast loop: `.venv/bin/pytest --target=starter -m "not integration and not e2e" tests/<exercise>`.
+- Fast loop: `{FAST_LOOP} tests/<exercise>`.
 - Everything for one exercise, DAG runs included: `.venv/bin/pytest --target=starter tests/<exercise>`.
 - Simulators by hand: `.venv/bin/python -m fixtures --help`.
 - Walkthrough notebooks in `notebooks/` run against your starters (`WORKBOOK_TARGET=starter`).
@@ -250,21 +282,83 @@ def build(root: Path, out: Path) -> Release:
     return release
 
 
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def uncommitted_changes(root: Path) -> list[str] | None:
+    """`git status` of the instructor repo, one path a line; None when it is not a git repository."""
+    inside = _git(root, "rev-parse", "--show-toplevel")
+    if inside.returncode != 0:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+    if status.returncode != 0:
+        raise GradingError(f"git status failed in {root}: {status.stderr.strip()}")
+    return [line for line in status.stdout.splitlines() if line.strip()]
+
+
+def export_commit(root: Path, into: Path) -> tuple[str, Path]:
+    """The files of HEAD (what is committed, nothing else) into `into`; returns the commit's SHA."""
+    sha = _git(root, "rev-parse", "HEAD")
+    if sha.returncode != 0:
+        raise GradingError(f"{root} has no commit to build a release from: {sha.stderr.strip()}")
+    prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
+    archive = into / "head.tar"
+    done = _git(root, "archive", "--format=tar", f"--output={archive}", "HEAD", *([prefix] if prefix else []))
+    if done.returncode != 0:
+        raise GradingError(f"git archive failed in {root}: {done.stderr.strip()}")
+    tree = into / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return sha.stdout.strip(), tree / prefix if prefix else tree
+
+
+def init_repository(out: Path) -> None:
+    """The release as a git repository with one initial commit (the learner's history starts there)."""
+    name, email = RELEASE_AUTHOR
+    identity = ["-c", f"user.name={name}", "-c", f"user.email={email}", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 [*identity, "commit", "-q", "--no-verify", "-m", RELEASE_MESSAGE]):
+        done = _git(out, *args)
+        if done.returncode != 0:
+            raise GradingError(f"git {args[-1] if args[0] == '-c' else args[0]} in {out} failed: "
+                               f"{done.stderr.strip() or done.stdout.strip()}")
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("release", help="build the learner repo (no solutions, no hidden tests)",
-                                 description="Build the learner repo into OUT_DIR and search it for solution code.")
+                                 description="Build the learner repo into OUT_DIR from the last commit, search "
+                                             "it for solution code and make it a git repository.")
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="build from the folder as it is, uncommitted changes included")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    release = build(args.root, args.out_dir)
-    if release.leaks:
-        print(f"solution code found in the release ({len(release.leaks)}); do not ship {release.out}:")
-        for leak in release.leaks:
-            print(f"  {leak}")
-        return 1
-    print(f"learner release in {release.out}: {len(release.files)} files, no solution code found")
+    changes = uncommitted_changes(args.root)
+    with tempfile.TemporaryDirectory(prefix="workbook-release-") as scratch:
+        source, built_from = args.root, "the folder as it is (--allow-dirty)"
+        if changes is None and not args.allow_dirty:
+            raise GradingError(f"{args.root} is not a git repository: a release is built from a commit "
+                               "(--allow-dirty builds from the folder as it is)")
+        if changes and not args.allow_dirty:
+            shown = ", ".join(line[3:] for line in changes[:5]) + (" ..." if len(changes) > 5 else "")
+            raise GradingError(f"uncommitted changes in {args.root} ({len(changes)}: {shown}): commit them, "
+                               "or pass --allow-dirty to ship them as they are")
+        if not args.allow_dirty:
+            sha, source = export_commit(args.root, Path(scratch))
+            built_from = f"commit {sha[:12]}"
+        release = build(source, args.out_dir)
+        if release.leaks:
+            print(f"solution code found in the release ({len(release.leaks)}); do not ship {release.out}:")
+            for leak in release.leaks:
+                print(f"  {leak}")
+            return 1
+        init_repository(release.out)
+    print(f"learner release in {release.out} from {built_from}: {len(release.files)} files, no solution code "
+          "found, one initial commit")
     return 0
 
 

@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grading.results import CriterionResult, Grade
+from grading.results import HIDDEN_MESSAGE, Grade, TaskResult
 
 MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠", "infrastructure": "🛠"}
+TODO_PREFIX = "NotImplementedError: Exercise"
+# Absolute paths of the graded copy or of temp folders: a learner's report names files from the repo root.
+REPO_FOLDERS = re.compile(r"(?:/[^\s'\"():]+)*?/((?:starters|tests|fixtures|exercises|grading)/[^\s'\"():]*)")
+TEMP_PATH = re.compile(r"(?:/tmp|/var/tmp|/private/var/folders|/var/folders)/[^\s'\"():]+")
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_run": "not run", "not_collected": "no test ran",
                 "infrastructure": "could not grade (infrastructure)"}
 
@@ -29,19 +34,22 @@ def table(grade: Grade) -> str:
     missed = [c for c in grade.criteria if not c.passed]
     if missed:
         lines += ["", "criteria not met:"]
-        lines += [f"  {c.id} ({STATUS_WORDS[c.status]}): {c.message}" for c in missed]
+        lines += [f"  {c.id} ({STATUS_WORDS.get(c.status, c.status)}): {_clean(c.message)}" for c in missed]
     lines += [f"note: {note}" for note in grade.notes]
     return "\n".join(lines)
 
 
 def markdown(grade: Grade) -> str:
-    """report.md: ready for $GITHUB_STEP_SUMMARY."""
+    """report.md, readable in a minute (and ready for $GITHUB_STEP_SUMMARY): a table per exercise with a row
+    per task, an unstarted task in one line, each criterion not met in one line with its hint."""
     out = [f"# Workbook grade: {grade.points} / {grade.max_points} points ({grade.percent:g} %)", ""]
     meta = [f"target `{grade.target}`", f"graded {grade.generated_at}"]
+    if grade.commit:
+        meta.insert(0, f"commit `{grade.commit[:12]}`")
     if grade.submission:
-        meta.insert(0, f"submission `{_md(grade.submission)}`")
+        meta.insert(0, f"submission `{_md(_clean(grade.submission))}`")
     out += [" · ".join(meta), ""]
-    out += [f"> **Note:** {_md(note)}" for note in grade.notes]
+    out += [f"> **Note:** {_md(_clean(note))}" for note in grade.notes]
     if grade.notes:
         out.append("")
     out += ["| exercise | criteria met | points |", "| --- | ---: | ---: |"]
@@ -51,13 +59,44 @@ def markdown(grade: Grade) -> str:
     for exercise in grade.exercises:
         out += ["", f"## {exercise.id} · {_md(exercise.title)}: {exercise.points}/{exercise.max_points}", ""]
         for path, reason in exercise.collection_errors.items():
-            out.append(f"> **Could not import** `{path}`: {_md(reason)}")
-        out += ["| | criterion | points | why not (and a hint) |", "| --- | --- | ---: | --- |"]
+            out += [f"> **Could not import** `{_md(_clean(path))}`: {_md(_clean(reason))}", ""]
+        out += ["| task | criteria met | points | |", "| --- | ---: | ---: | --- |"]
         for task in exercise.tasks:
-            for c in task.criteria:
-                out.append(f"| {MARKS[c.status]} | `{c.id}` {_md(c.title)}{' *(hidden)*' if c.visibility == 'hidden' else ''}"
-                           f" | {c.points}/{c.max_points} | {_why(c)} |")
+            out.append(f"| {task.id.rsplit('.', 1)[1]} · {_md(task.title)} | {sum(c.passed for c in task.criteria)}/"
+                       f"{len(task.criteria)} | {task.points}/{task.max_points} | {_task_state(task)} |")
+        lines = []
+        for task in exercise.tasks:
+            missed = [c for c in task.criteria if not c.passed]
+            if not missed:
+                continue
+            todo = unstarted(task)
+            if todo is not None:
+                lines.append(f"- {MARKS['not_run']} **{task.id}** {_md(task.title)}: not started "
+                             f"({len(missed)} {'criterion' if len(missed) == 1 else 'criteria'}): {_md(_clean(todo))}")
+                continue
+            lines += [f"- {MARKS.get(c.status, '⚠')} **{c.id}** {_md(c.title)}{' *(hidden)*' if c.visibility == 'hidden' else ''}"
+                      f": {_md(_clean(c.message))} · *Hint:* {_md(c.hint)}" for c in missed]
+        if lines:
+            out += ["", *lines]
     return "\n".join(out) + "\n"
+
+
+def unstarted(task: TaskResult) -> str | None:
+    """The starter's todo line when nothing of the task works yet and every failure is that todo."""
+    if any(c.passed for c in task.criteria):
+        return None
+    failed = [c.message for c in task.criteria if c.status == "failed"]
+    todos = [m for m in failed if m.startswith(TODO_PREFIX)]
+    # A hidden criterion's failure shows no detail: it does not tell a started task from an unstarted one.
+    if not todos or any(m != HIDDEN_MESSAGE and not m.startswith(TODO_PREFIX) for m in failed):
+        return None
+    return todos[0]
+
+
+def _task_state(task: TaskResult) -> str:
+    if all(c.passed for c in task.criteria):
+        return MARKS["passed"]
+    return "not started" if unstarted(task) is not None else ""
 
 
 def junit(grade: Grade) -> str:
@@ -104,10 +143,10 @@ def write_all(grade: Grade, out: Path) -> dict[str, Path]:
     return written
 
 
-def _why(c: CriterionResult) -> str:
-    if c.passed:
-        return ""
-    return f"{_md(c.message)}<br>**Hint:** {_md(c.hint)}"
+def _clean(text: str) -> str:
+    """`/tmp/workbook-x/starters/a.py:3` -> `starters/a.py:3`; other temp paths -> `<temp>/name`."""
+    text = REPO_FOLDERS.sub(lambda m: m[1], text)
+    return TEMP_PATH.sub(lambda m: "<temp>/" + m[0].rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def _md(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,7 @@ class Grade:
     notes: list[str]
     run: dict[str, Any]
     submission: str | None = None
+    commit: str | None = None  # the graded tree's git commit, when it is a git repository
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -142,6 +144,7 @@ class Grade:
             "generated_at": self.generated_at,
             "target": self.target,
             "submission": self.submission,
+            "commit": self.commit,
             "total": {"points": self.points, "max_points": self.max_points, "percent": self.percent,
                       "criteria_passed": sum(c.passed for c in self.criteria),
                       "criteria": len(self.criteria)},
@@ -155,8 +158,43 @@ def _percent(points: int, max_points: int) -> float:
     return round(100.0 * points / max_points, 1) if max_points else 0.0
 
 
+SHA = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+def commit_of(folder: Path) -> str | None:
+    """The commit checked out in `folder` (a git repository's top), read from .git without running git:
+    a submission's .git/config is the learner's, and git would obey it. None when there is no commit."""
+    try:
+        git_dir = folder / ".git"
+        if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
+            pointer = git_dir.read_text(encoding="utf-8").strip().removeprefix("gitdir:").strip()
+            git_dir = (folder / pointer).resolve()
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if SHA.match(head):
+            return head
+        ref = head.removeprefix("ref:").strip()
+        if not ref.startswith("refs/") or ".." in ref:
+            return None
+        common = git_dir
+        if (git_dir / "commondir").is_file():
+            common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        for base in dict.fromkeys((git_dir, common)):
+            if (base / ref).is_file():
+                value = (base / ref).read_text(encoding="utf-8").strip()
+                return value if SHA.match(value) else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                value, _, name = line.partition(" ")
+                if name.strip() == ref and SHA.match(value):
+                    return value
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, reveal_hidden: bool = False,
-          submission: str | None = None) -> Grade:
+          submission: str | None = None, commit: str | None = None) -> Grade:
     by_criterion: dict[str, list[TestOutcome]] = {}
     for test in run.tests.values():
         for criterion_id in test.criteria:
@@ -181,7 +219,8 @@ def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, r
         counts[test.outcome] = counts.get(test.outcome, 0) + 1
     summary = {"tests": len(run.tests), "outcomes": counts, "collection_errors": len(run.collection_errors),
                "pytest_exit_codes": run.exit_codes, "duration_s": round(run.duration, 1)}
-    return Grade(target=target, exercises=results, notes=list(run.notes), run=summary, submission=submission)
+    return Grade(target=target, exercises=results, notes=list(run.notes), run=summary, submission=submission,
+                 commit=commit)
 
 
 def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: dict[str, str],

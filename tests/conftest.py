@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shlex
 import shutil
 import sys
 import traceback
@@ -11,9 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from grading.environment import wrong_environment
 from tests.harness import infrastructure
 from tests.harness.target import ENV_VAR, PACKAGES, REPO_ROOT, UnknownTarget, current_target, resolve
 
+# Checked before the simulators' plugin is loaded: outside the venv it would fail on `import aiohttp`.
+_WRONG_ENVIRONMENT = wrong_environment(shlex.join([".venv/bin/pytest", *sys.argv[1:]]))
+if _WRONG_ENVIRONMENT:
+    # A traceback here would read as broken code: one line, pytest's usage-error exit code.
+    print(f"ERROR: {_WRONG_ENVIRONMENT}", file=sys.stderr)
+    raise SystemExit(pytest.ExitCode.USAGE_ERROR)
 pytest_plugins = ["fixtures.pytest_plugin"]
 
 SPEED_ORDER = {"e2e": 2, "integration": 1}
@@ -233,23 +241,63 @@ def run_dag(airflow_db: Path, capfd: pytest.CaptureFixture[str], pytestconfig: p
 
 
 # ---- the per-exercise / per-task progress table -------------------------------------------------------
-_outcomes: dict[str, list[bool]] = defaultdict(list)
+# A criterion is met only when every one of its tests ran and passed: with -k or -m some may not run.
+_selected: dict[str, set[str]] = defaultdict(set)  # criterion -> node ids selected to run
+_deselected: dict[str, set[str]] = defaultdict(set)  # criterion -> node ids left out by -k / -m
+_outcomes: dict[str, dict[str, bool]] = defaultdict(dict)  # criterion -> node id -> passed
+
+
+def _criteria_of(item: pytest.Item) -> list[str]:
+    return [str(m.args[0]) for m in item.iter_markers("criterion") if m.args]
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    for item in items:
+        for criterion in _criteria_of(item):
+            _deselected[criterion].add(item.nodeid)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:
+        for criterion in _criteria_of(item):
+            _selected[criterion].add(item.nodeid)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or (report.when == "setup" and not report.passed):
+    if report.when == "call" or not report.passed:
         for criterion in getattr(report, "criteria", ()):
-            _outcomes[criterion].append(report.passed)
+            passed = report.passed and _outcomes[criterion].get(report.nodeid, True)
+            _outcomes[criterion][report.nodeid] = passed
+
+
+def progress_rows(selected: dict[str, set[str]], deselected: dict[str, set[str]],
+                  outcomes: dict[str, dict[str, bool]]) -> list[tuple[str, str, int, int, int, int]]:
+    """(exercise, task, met, failed, not run, criteria) per task; 'not run' counts a criterion any of whose
+    tests did not run (deselected, or not reached), unless another of its tests already failed."""
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for criterion in sorted(set(selected) | set(deselected)):
+        exercise, task = criterion.split(".")[:2]
+        row = counts[(exercise, task)]
+        tests = selected.get(criterion, set()) | deselected.get(criterion, set())
+        ran = outcomes.get(criterion, {})
+        if not all(ran.values()):
+            row[1] += 1
+        elif tests <= ran.keys():
+            row[0] += 1
+        else:
+            row[2] += 1
+        row[3] += 1
+    return [(exercise, task, *row) for (exercise, task), row in sorted(counts.items())]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    if not _outcomes:
+    rows = progress_rows(_selected, _deselected, _outcomes)
+    if not rows:
         return
-    tasks: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    for criterion, results in _outcomes.items():
-        exercise, task = criterion.split(".")[:2]
-        tasks[(exercise, task)].append(all(results))
     terminalreporter.section(f"progress ({config.workbook_target.name})", sep="-")
-    terminalreporter.write_line(f"{'exercise':<10} {'task':<6} criteria met")
-    for (exercise, task), met in sorted(tasks.items()):
-        terminalreporter.write_line(f"{exercise:<10} {task:<6} {sum(met)}/{len(met)}")
+    terminalreporter.write_line(f"{'exercise':<10} {'task':<6} {'met':>7} {'failed':>7} {'not run':>8}")
+    for exercise, task, met, failed, not_run, total in rows:
+        terminalreporter.write_line(f"{exercise:<10} {task:<6} {f'{met}/{total}':>7} {failed:>7} {not_run:>8}")
+    if any(row[4] for row in rows):
+        terminalreporter.write_line("not run: criteria with a test that did not run here (-k, -m, or a stop "
+                                    "on an earlier failure) are not counted as met")

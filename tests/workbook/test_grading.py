@@ -114,7 +114,7 @@ def test_check_runs_unit_tests_first_and_names_the_next_step(workbook, capsys):
     assert "t2   parse and count" in out and "Next: ex01.t1.adds: add() adds two numbers" in out, out
     assert "why:  NotImplementedError: Exercise 1 · Task 1: implement add (exercises/ex01_mini.md#task-1)" \
         in out, out
-    assert "hint: add(2, 3) is 5." in out and "more: workbook hint ex01 t1" in out, out
+    assert "hint: add(2, 3) is 5." in out and "more: make hint EXERCISE=ex01 TASK=t1" in out, out
 
 
 def test_check_gate_skips_slow_tests_of_an_exercise_whose_unit_tests_fail(workbook, tmp_path):

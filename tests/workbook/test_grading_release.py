@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -26,7 +27,8 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
     out = tmp_path / "learner"
-    code = main(["--root", str(REPO_ROOT), "release", str(out)])
+    # --allow-dirty: the tree as it is being worked on, not only its last commit.
+    code = main(["--root", str(REPO_ROOT), "release", "--allow-dirty", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, f"release of this repo found solution code:\n{printed}"
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
@@ -42,6 +44,8 @@ def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
     assert hidden == [], f"hidden criteria in the learner rubric: {hidden}"
     makefile = (out / "Makefile").read_text(encoding="utf-8")
     assert "--target=solution" not in makefile and "check:" in makefile, makefile
+    needs_fixtures = [f for f in files if f.endswith(".py") and "grading_fixtures" in (out / f).read_text("utf-8")]
+    assert needs_fixtures == [], f"shipped tests that need the (unshipped) fixture workbook: {needs_fixtures}"
 
 
 def test_learner_release_offers_only_learner_commands(tmp_path):
@@ -52,10 +56,10 @@ def test_learner_release_offers_only_learner_commands(tmp_path):
                           text=True, env={**os.environ, "PYTHONPATH": str(out)}, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     offered = done.stdout
-    assert all(name in offered for name in ("check", "hint", "grade")), offered
+    assert all(name in offered for name in ("check", "watch", "hint", "grade")), offered
     commands = {line.split()[0] for line in offered.split("positional arguments:")[1].split("options:")[0]
                 .splitlines()[2:] if line.startswith("    ") and not line.startswith("     ")}
-    assert commands == {"check", "hint", "grade"}, offered
+    assert commands == {"check", "watch", "hint", "grade"}, offered
 
 
 def test_public_rubric_drops_hidden_criteria_and_still_adds_up(workbook, tmp_path):
@@ -95,7 +99,7 @@ def test_solution_code_anywhere_in_the_release_is_found(workbook, tmp_path, caps
         '    if status not in KNOWN_STATUSES:\n        # reformatted\n\n'
         '        raise ValueError(f"unknown status {status!r}")\n', encoding="utf-8")
     try:
-        code_ = main(["--root", str(workbook), "release", str(tmp_path / "learner")])
+        code_ = main(["--root", str(workbook), "release", "--allow-dirty", str(tmp_path / "learner")])
         printed = capsys.readouterr().out
         assert code_ == 1, f"a release with solution code: expected exit 1, got {code_}\n{printed}"
         assert "notebooks/ex01.ipynb: 'status = str(payload.get(" in printed, printed
@@ -114,5 +118,57 @@ def test_idioms_shared_with_any_code_are_not_leaks(workbook):
 
 def test_release_refuses_a_folder_in_use(workbook, tmp_path, capsys):
     (tmp_path / "something").write_text("x", encoding="utf-8")
-    assert main(["--root", str(workbook), "release", str(tmp_path)]) == 2
+    assert main(["--root", str(workbook), "release", "--allow-dirty", str(tmp_path)]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                           *args], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def committed_workbook(tmp_path: Path) -> Path:
+    root = make_workbook(tmp_path / "instructor")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "workbook")
+    return root
+
+
+def test_release_refuses_uncommitted_changes_unless_allowed(committed_workbook, tmp_path, capsys):
+    starter = committed_workbook / "starters" / "mini.py"
+    starter.write_text(starter.read_text(encoding="utf-8") + "# not committed yet\n", encoding="utf-8")
+    assert main(["--root", str(committed_workbook), "release", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "uncommitted changes" in err and "starters/mini.py" in err and "--allow-dirty" in err, err
+    assert not (tmp_path / "refused").exists(), "a refused release must write nothing"
+    assert main(["--root", str(committed_workbook), "release", "--allow-dirty", str(tmp_path / "dirty")]) == 0
+    assert "# not committed yet" in (tmp_path / "dirty" / "starters" / "mini.py").read_text(encoding="utf-8")
+
+
+def test_release_is_built_from_the_last_commit_as_a_new_repository(committed_workbook, tmp_path, capsys):
+    out = tmp_path / "learner"
+    assert main(["--root", str(committed_workbook), "release", str(out)]) == 0, capsys.readouterr()
+    log = _git(out, "log", "--format=%s")
+    assert log.splitlines() == ["Waiting well: an Apache Airflow 3.3 workbook"], log
+    assert _git(out, "status", "--porcelain") == "", "everything in the release is committed"
+    tracked = set(_git(out, "ls-files").split())
+    assert "starters/mini.py" in tracked and not any(f.startswith("solutions/") for f in tracked), tracked
+
+
+def test_not_a_git_repository_needs_allow_dirty(workbook, tmp_path, capsys):
+    assert main(["--root", str(workbook), "release", str(tmp_path / "out")]) == 2
+    assert "not a git repository" in capsys.readouterr().err
+
+
+def test_learner_makefile_has_no_rule_that_needs_solutions(tmp_path):
+    out = tmp_path / "learner"
+    build(REPO_ROOT, out)
+    makefile = (out / "Makefile").read_text(encoding="utf-8")
+    assert "--target=solution" not in makefile and "notebooks:" not in makefile, makefile
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    for target in re.findall(r"make (\w+)", readme + makefile):
+        assert re.search(rf"(?m)^{target}:", makefile), f"`make {target}` is named but the Makefile has no rule"
