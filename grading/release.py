@@ -28,11 +28,13 @@ RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 # Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
 # has solutions and hidden tests, so it is not shipped).
 FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py"}
+# Tests of instructor-only grading modules (not shipped, so neither are their tests).
+INSTRUCTOR_ONLY_TESTS = {"test_isolation.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
 # grading/ for learners: the commands that need nothing but the public material (grade, check, hint).
-INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "ci"}
+INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci"}
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv"}
 MIN_LINE_LENGTH = 20
 LONG_LINE = 60
@@ -58,7 +60,7 @@ def is_excluded_test(relative: Path) -> bool:
     name = relative.name
     return (name == "test_hidden.py"
             or (relative.parts[:2] == ("tests", "workbook") and
-                (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS
+                (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS or name in INSTRUCTOR_ONLY_TESTS
                  or "grading_fixtures" in relative.parts)))
 
 
