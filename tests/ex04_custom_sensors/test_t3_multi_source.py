@@ -9,6 +9,7 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from tests.harness import make_context
+from tests.harness.reschedule import RescheduledTask
 
 
 class Switch:
@@ -151,6 +152,24 @@ def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, mon
     with pytest.raises(AirflowException) as raised:
         poke(sensor)
     assert "slower" in str(raised.value), f"every condition timed out: expected a failure, got {raised.value!r}"
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_in_reschedule_mode_a_condition_timeout_counts_from_the_first_poke(sensors, monkeypatch):
+    late_feed = Switch()
+    task = RescheduledTask(lambda: make_sensor(sensors, {"fast": Switch(True), "late_feed": late_feed},
+                                               condition_timeouts={"late_feed": 60}, mode="reschedule"))
+    assert not is_done(task.poke()), "first poke(), 'late_feed' within its timeout: expected not done"
+    _travel(sensors, monkeypatch, seconds=30)
+    assert not is_done(task.poke()), "poke() on a new instance 30 s after the first poke: expected not done"
+    _travel(sensors, monkeypatch, seconds=31)  # 61 s after the first poke
+    with pytest.raises(AirflowException) as raised:
+        task.poke()
+    assert "late_feed" in str(raised.value), (
+        f"reschedule mode: poke() on a third instance 61 s after the first poke ('late_feed' has 60 s): expected "
+        f"a failure naming it (the deadline counts from the first reschedule's date, not from this instance), "
+        f"got {raised.value!r}"
+    )
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
