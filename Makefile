@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check test lint install lock clean notebooks
+.PHONY: check test lint install lock clean notebooks mutation
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -29,13 +29,25 @@ test: $(INSTALLED)
 notebooks: $(INSTALLED)
 	cd notebooks && WORKBOOK_TARGET=solution ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace *.ipynb
 
+# Mutation testing of the suite against solutions/ (a measurement, not part of `make test`): mutmut per
+# exercise with its unit and integration tests, under nice, results in benchmarks/mutation/ and the report
+# benchmarks/mutation.md (`make mutation EXERCISE=ex04` for one; tens of minutes per exercise on 2 cores).
+MUTATION_INSTALLED := $(VENV)/.installed-mutation
+$(MUTATION_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]'
+	@touch $@
+
+mutation: $(MUTATION_INSTALLED)
+	nice -n 19 $(BIN)/python benchmarks/mutation.py $(EXERCISE)
+	$(BIN)/python benchmarks/mutation_report.py
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 # Regenerates constraints.txt from a clean environment (needs the package registry).
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install --quiet -e .
+	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation]'
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | sort -f > constraints.txt
 	rm -rf build/lock-venv
 
