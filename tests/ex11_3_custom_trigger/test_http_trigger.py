@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 import warnings
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
+from airflow.sdk import timezone
 
 from fixtures.health_server import HealthServer
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop, wait_until
@@ -183,6 +186,26 @@ async def test_timeout_reports_the_last_real_answer_not_the_request_it_cut_off(c
         payload.get("last_value") == "warming_up"), (
         f"timeout event after one answer (200, status 'warming_up') and a request cut off by the deadline: "
         f"expected last_http_status 200 and last_value 'warming_up' (the last real answer), got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_the_deadline_is_measured_on_a_monotonic_clock(ct, health_server, monkeypatch):
+    health_server.force("maintenance")
+    task = asyncio.create_task(first_event(make(ct, health_server, poll_interval=0.02, timeout=30), within=20))
+    await wait_until(lambda: len(health_server.requests) >= 1, "the first poll", task)
+    # The wall clock jumps an hour ahead (an NTP correction, a VM resumed): the deadline must not move.
+    real_time, real_utcnow = time.time, timezone.utcnow
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(hours=1))
+    polls = len(health_server.requests)
+    await wait_until(lambda: len(health_server.requests) >= polls + 2 or task.done(), "two more polls")
+    health_server.force("healthy")
+    payload = (await task).payload
+    assert payload.get("status") == "success", (
+        f"run() with timeout=30: the wall clock jumped 1 h ahead after the first poll, then the API got healthy: "
+        f"expected success (timeout measured on a monotonic clock), got {payload!r}"
     )
 
 
