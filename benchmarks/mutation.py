@@ -96,7 +96,17 @@ def scratch_copy(exercise: Exercise) -> Path:
     return workdir
 
 
+def elapsed_so_far(workdir: Path) -> float:
+    """Seconds from the start of the run in `workdir` to its latest result (for an interrupted run)."""
+    marker = workdir / "started_at"
+    # The scratch copy's pyproject.toml is written just before mutmut starts.
+    started = float(marker.read_text()) if marker.exists() else (workdir / "pyproject.toml").stat().st_mtime
+    metas = list((workdir / "mutants").rglob("*.meta"))
+    return max((meta.stat().st_mtime for meta in metas), default=time.time()) - started
+
+
 def run_mutmut(workdir: Path, max_children: int) -> tuple[int, float]:
+    (workdir / "started_at").write_text(str(time.time()))
     env = {**os.environ, "WORKBOOK_TARGET": "solution", "PYTHONDONTWRITEBYTECODE": "1"}
     env["PATH"] = f"{MUTMUT.parent}{os.pathsep}{env.get('PATH', '')}"
     started = time.monotonic()
@@ -183,15 +193,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("exercises", nargs="*", metavar="EXERCISE", help=f"some of {', '.join(EXERCISES)}")
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--collect-only", action="store_true",
+                        help="only read the results of an earlier (or interrupted) run in build/mutation/")
     args = parser.parse_args()
     if unknown := [name for name in args.exercises if name not in EXERCISES]:
         parser.error(f"unknown exercise(s) {unknown}: choose from {', '.join(EXERCISES)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in args.exercises or list(EXERCISES):
         exercise = EXERCISES[name]
-        workdir = scratch_copy(exercise)
-        print(f"{name}: mutating {exercise.module} in {workdir} ...", flush=True)
-        code, seconds = run_mutmut(workdir, args.max_children)
+        if args.collect_only:
+            workdir = REPO / "build" / "mutation" / exercise.name
+            code, seconds = -1, elapsed_so_far(workdir)
+        else:
+            workdir = scratch_copy(exercise)
+            print(f"{name}: mutating {exercise.module} in {workdir} ...", flush=True)
+            code, seconds = run_mutmut(workdir, args.max_children)
         result = collect(exercise, workdir, seconds, code)
         for mutant in result["mutants"]:
             if mutant["status"] == "survived":
