@@ -201,6 +201,24 @@ def test_catalog_version_above(sensors, ml_data):
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_seed_defaults_and_the_freshness_edge(sensors, ml_data):
+    fresh = sensors.behavior_logs_fresh(ml_data.behavior_dir)  # max_age_minutes=60 by default
+    ml_data.add_behavior_log(age_minutes=60.5)
+    assert fresh() is False, "behavior_logs_fresh() (60 minutes by default) with a 60.5-minute-old log: expected False"
+    ml_data.add_behavior_log(age_minutes=59.5)
+    assert fresh() is True, "behavior_logs_fresh() (60 minutes by default) with a 59.5-minute-old log: expected True"
+    above = sensors.catalog_version_above(ml_data.catalog_url)  # min_version=100 by default
+    results = []
+    for at in (20, 30):  # versions 100, 101
+        ml_data.advance(at - ml_data.elapsed())
+        results.append((ml_data.catalog_version, above()))
+    assert results == [(100, False), (101, True)], (
+        f"catalog_version_above() (min_version=100 by default, ready above it): expected [(100, False), (101, True)], "
+        f"got {results}"
+    )
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
 def test_inventory_snapshot_today(sensors, ml_data):
     check = sensors.inventory_snapshot_today(ml_data.inventory_path)
     assert check() is False, "inventory_snapshot_today() before the snapshot exists: expected False"
