@@ -177,6 +177,13 @@ def test_override_from_the_run_conf(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.metrics")
+def test_metrics_before_the_first_attempt(sensors, drop, history):
+    metrics = make_sensor(sensors, drop, history).metrics()
+    expected = {"attempts": 0, "success_rate": 0.0, "mean_duration": 0.0, "current_interval": 60.0}
+    assert metrics == expected, f"metrics() with an empty history: expected {expected}, got {metrics}"
+
+
+@pytest.mark.criterion("ex04.t4.metrics")
 def test_metrics(sensors, drop, history):
     sensor = make_sensor(sensors, drop, history)
     sensor.record_attempt(False, 0.2)
