@@ -121,6 +121,18 @@ def test_a_raising_condition_counts_as_not_ready(sensors, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_a_timeout_for_an_unknown_condition_is_refused(sensors):
+    with pytest.raises(ValueError) as raised:
+        make_sensor(sensors, {"catalog": Switch()}, condition_timeouts={"catalgo": 60})
+    assert "catalgo" in str(raised.value), (
+        f"condition_timeouts={{'catalgo': 60}} for conditions {{'catalog'}}: expected a ValueError naming 'catalgo' "
+        f"(a typo would otherwise never time out), got {raised.value!r}"
+    )
+    with pytest.raises(ValueError):
+        make_sensor(sensors, {})
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
 def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
     sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": Switch()},
                          condition_timeouts={"late_feed": 60})
