@@ -209,9 +209,10 @@ def main() -> int:
             print(f"{name}: mutating {exercise.module} in {workdir} ...", flush=True)
             code, seconds = run_mutmut(workdir, args.max_children)
         result = collect(exercise, workdir, seconds, code)
-        for mutant in result["mutants"]:
-            if mutant["status"] == "survived":
-                mutant["diff"] = diff_of(workdir, mutant["name"])
+        if not args.collect_only:  # `mutmut show` takes seconds per mutant: `mutmut browse` has them too
+            for mutant in result["mutants"]:
+                if mutant["status"] == "survived":
+                    mutant["diff"] = diff_of(workdir, mutant["name"])
         out = RESULTS / f"{name}.json"
         with tempfile.NamedTemporaryFile("w", dir=RESULTS, delete=False, suffix=".tmp") as tmp:
             json.dump(result, tmp, indent=1, ensure_ascii=False)

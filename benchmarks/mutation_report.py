@@ -18,7 +18,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "mutation"
 TRIAGE = HERE / "mutation_triage.toml"
 REPORT = HERE / "mutation.md"
-COLUMNS = ("generated", "killed", "survived", "timeout", "no tests", "equivalent", "score")
+COLUMNS = ("generated", "not checked", "killed", "survived", "timeout", "no tests", "equivalent", "score")
+MEASURED = HERE / "mutation_measured.md"  # what the committed runs cover, written by whoever ran them
 
 
 def load_triage() -> dict[str, dict]:
@@ -60,6 +61,8 @@ def main() -> int:
            "\"no tests\" are mutants in code no test of the suite executes in the pytest process "
            "(typically code that runs only in a child process, e.g. a trigger rebuilt in a fresh interpreter), "
            "so mutmut cannot select a test for them; they are not in the score.", ""]
+    if MEASURED.exists():
+        out += [MEASURED.read_text().strip(), ""]
     out += ["## Overview", ""]
     rows = [(run["exercise"], counts(run["mutants"], triage)) for run in runs]
     out += table(rows)
