@@ -46,13 +46,25 @@ notebooks: $(INSTALLED)
 load-check: $(INSTALLED)
 	$(BIN)/python benchmarks/load_check.py $(LOAD_CHECK_ARGS)
 
+# Mutation testing of the suite against solutions/ (a measurement, not part of `make test`): mutmut per
+# exercise with its unit tests, under nice, results in benchmarks/mutation/ and the report
+# benchmarks/mutation.md (`make mutation EXERCISE=ex04` for one; tens of minutes per exercise on 2 cores).
+MUTATION_INSTALLED := $(VENV)/.installed-mutation
+$(MUTATION_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]'
+	@touch $@
+
+mutation: $(MUTATION_INSTALLED)
+	nice -n 19 $(BIN)/python benchmarks/mutation.py $(EXERCISE)
+	$(BIN)/python benchmarks/mutation_report.py
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 # Regenerates constraints.txt from a clean environment (needs the package registry).
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install --quiet -e .
+	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation]'
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | sort -f > constraints.txt
 	rm -rf build/lock-venv
 

@@ -211,9 +211,12 @@ class HttpPollingTrigger(BaseTrigger):
         async with aiohttp.ClientSession() as session:
             while (remaining := deadline - time.monotonic()) > 0:
                 attempts += 1
-                last = await self._poll(session, min(REQUEST_TIMEOUT, remaining))
-                if (event := self._outcome(last, attempts, started)) is not None:
+                result = await self._poll(session, min(REQUEST_TIMEOUT, remaining))
+                if (event := self._outcome(result, attempts, started)) is not None:
                     return event
+                if result.http_status is not None:
+                    # The timeout event reports the last real answer, not the request the deadline cut off.
+                    last = result
                 await asyncio.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0)))
         where = masked_url(self.endpoint)
         self.log.warning("%s: not ready after %g s (%d attempts)", where, self.timeout, attempts)

@@ -447,6 +447,10 @@ class ActivationAudit:
         connection = self._connect()
         try:
             with connection:
+                # Python's sqlite3 would begin the transaction only before the INSERT, leaving the SELECT
+                # in autocommit: two triggers could both see no running row and both insert. BEGIN
+                # IMMEDIATE takes the write lock first, so the check and the insert are one step.
+                connection.execute("BEGIN IMMEDIATE")
                 if not allow_concurrent and connection.execute(
                     "SELECT 1 FROM trigger_executions WHERE trigger_name = ? AND context_hash = ? "
                     "AND completed_at IS NULL AND started_at > ?", (trigger_name, digest, stale_before),

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from fixtures.order_db import OrderDB
 from tests.harness import make_context
+from tests.harness.reschedule import RescheduledTask
 
 
 def make_sensor(sensors, db_path, order_id=1, expected_status="shipped", **kwargs):
@@ -187,3 +188,18 @@ def test_each_poke_logs_order_status_and_attempt(sensors, order_db, sensor_log):
         ), (f"poke() #{attempt} of one OrderStatusSensor instance (poke mode, task_reschedule_count 0) for "
             f"order 1: expected a log line with the order id, status {status!r} and 'attempt {attempt}' "
             f"(N = task_reschedule_count + this instance's pokes), got {lines}")
+
+
+
+@pytest.mark.criterion("ex04.t1.logs_attempts")
+def test_attempts_count_on_across_reschedules(sensors, order_db, sensor_log):
+    task = RescheduledTask(lambda: make_sensor(sensors, order_db.root, mode="reschedule"))
+    for _ in range(3):  # three reschedule pokes, each on a new instance, the order still pending
+        task.poke()
+    attempts = [int(m.group(1)) for line in sensor_log.messages
+                if (m := re.search(r"attempt\W{0,3}(\d+)", line, re.I)) and "pending" in line]
+    assert attempts == [1, 2, 3], (
+        f"poke() on a new instance after 0, 1 and 2 reschedules (reschedule mode): expected attempts logged "
+        f"[1, 2, 3] (context['task_reschedule_count'] says how many came before), got {attempts} in "
+        f"{sensor_log.messages}"
+    )

@@ -9,6 +9,7 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from tests.harness import make_context
+from tests.harness.reschedule import RescheduledTask
 
 
 class Switch:
@@ -120,6 +121,18 @@ def test_a_raising_condition_counts_as_not_ready(sensors, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_a_timeout_for_an_unknown_condition_is_refused(sensors):
+    with pytest.raises(ValueError) as raised:
+        make_sensor(sensors, {"catalog": Switch()}, condition_timeouts={"catalgo": 60})
+    assert "catalgo" in str(raised.value), (
+        f"condition_timeouts={{'catalgo': 60}} for conditions {{'catalog'}}: expected a ValueError naming 'catalgo' "
+        f"(a typo would otherwise never time out), got {raised.value!r}"
+    )
+    with pytest.raises(ValueError):
+        make_sensor(sensors, {})
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
 def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
     sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": Switch()},
                          condition_timeouts={"late_feed": 60})
@@ -153,6 +166,24 @@ def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, mon
     assert "slower" in str(raised.value), f"every condition timed out: expected a failure, got {raised.value!r}"
 
 
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_in_reschedule_mode_a_condition_timeout_counts_from_the_first_poke(sensors, monkeypatch):
+    late_feed = Switch()
+    task = RescheduledTask(lambda: make_sensor(sensors, {"fast": Switch(True), "late_feed": late_feed},
+                                               condition_timeouts={"late_feed": 60}, mode="reschedule"))
+    assert not is_done(task.poke()), "first poke(), 'late_feed' within its timeout: expected not done"
+    _travel(sensors, monkeypatch, seconds=30)
+    assert not is_done(task.poke()), "poke() on a new instance 30 s after the first poke: expected not done"
+    _travel(sensors, monkeypatch, seconds=31)  # 61 s after the first poke
+    with pytest.raises(AirflowException) as raised:
+        task.poke()
+    assert "late_feed" in str(raised.value), (
+        f"reschedule mode: poke() on a third instance 61 s after the first poke ('late_feed' has 60 s): expected "
+        f"a failure naming it (the deadline counts from the first reschedule's date, not from this instance), "
+        f"got {raised.value!r}"
+    )
+
+
 @pytest.mark.criterion("ex04.t3.seed_conditions")
 def test_behavior_logs_fresh(sensors, ml_data):
     check = sensors.behavior_logs_fresh(ml_data.behavior_dir, max_age_minutes=60)
@@ -179,6 +210,24 @@ def test_catalog_version_above(sensors, ml_data):
     ml_data.catalog_failing = True
     with pytest.raises(Exception):  # noqa: B017 - the sensor turns any error into status "error"
         check()
+
+
+@pytest.mark.criterion("ex04.t3.seed_conditions")
+def test_seed_defaults_and_the_freshness_edge(sensors, ml_data):
+    fresh = sensors.behavior_logs_fresh(ml_data.behavior_dir)  # max_age_minutes=60 by default
+    ml_data.add_behavior_log(age_minutes=60.5)
+    assert fresh() is False, "behavior_logs_fresh() (60 minutes by default) with a 60.5-minute-old log: expected False"
+    ml_data.add_behavior_log(age_minutes=59.5)
+    assert fresh() is True, "behavior_logs_fresh() (60 minutes by default) with a 59.5-minute-old log: expected True"
+    above = sensors.catalog_version_above(ml_data.catalog_url)  # min_version=100 by default
+    results = []
+    for at in (20, 30):  # versions 100, 101
+        ml_data.advance(at - ml_data.elapsed())
+        results.append((ml_data.catalog_version, above()))
+    assert results == [(100, False), (101, True)], (
+        f"catalog_version_above() (min_version=100 by default, ready above it): expected [(100, False), (101, True)], "
+        f"got {results}"
+    )
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")

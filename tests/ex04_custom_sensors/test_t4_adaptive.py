@@ -176,6 +176,30 @@ def test_override_from_the_run_conf(sensors, drop, history):
     )
 
 
+@pytest.mark.criterion("ex04.t4.history_persists")
+def test_the_learned_interval_carries_over_to_the_next_poke_on_a_new_instance(sensors, drop, history):
+    first = make_sensor(sensors, drop, history)
+    for _ in range(10):
+        first.record_attempt(True, 0.1)
+    first.poke(make_context(first))  # 10 of 11 found: above 80 %, 60 s -> 90 s
+    second = make_sensor(sensors, drop, history)  # reschedule mode: the next poke is a new instance
+    assert second.metrics()["current_interval"] == pytest.approx(90), (
+        f"a new instance after a poke that learned 90 s (60 s, success rate above 80 %): expected metrics() "
+        f"current_interval 90 (the result becomes the current interval), got {second.metrics()}"
+    )
+    second.poke(make_context(second))  # 10 of 12: still above 80 %, 90 s -> 135 s
+    assert second.metrics()["current_interval"] == pytest.approx(135), (
+        f"the next poke starts from the current 90 s: expected 135 s, got {second.metrics()}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.metrics")
+def test_metrics_before_the_first_attempt(sensors, drop, history):
+    metrics = make_sensor(sensors, drop, history).metrics()
+    expected = {"attempts": 0, "success_rate": 0.0, "mean_duration": 0.0, "current_interval": 60.0}
+    assert metrics == expected, f"metrics() with an empty history: expected {expected}, got {metrics}"
+
+
 @pytest.mark.criterion("ex04.t4.metrics")
 def test_metrics(sensors, drop, history):
     sensor = make_sensor(sensors, drop, history)

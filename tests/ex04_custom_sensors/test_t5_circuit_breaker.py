@@ -13,6 +13,7 @@ import requests
 from airflow.sdk import PokeReturnValue
 
 from tests.harness import make_context
+from tests.harness.reschedule import RescheduledTask
 
 RUN_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -208,3 +209,26 @@ def test_guards_a_real_http_check(sensors, sim_clock, state_dir, health_server):
     health_server.force("healthy")  # the simulated minute must not land in a maintenance window
     sim_clock.advance(61)
     assert is_done(breaker.poke()), "after recovery_timeout, the API healthy again: expected done"
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_each_mapped_task_instance_has_its_own_circuit(sensors, sim_clock, state_dir):
+    checks = [FlakyCheck(), FlakyCheck()]
+    first, second = (
+        RescheduledTask(lambda check=check: sensors.CircuitBreakerSensor(
+            task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
+            mode="reschedule", failure_threshold=2, recovery_timeout=300), logical_date=RUN_DATE, map_index=index)
+        for index, check in enumerate(checks)
+    )
+    first.poke()
+    first.poke()
+    calls = checks[0].calls
+    first.poke()
+    assert checks[0].calls == calls, (
+        "map index 0, third reschedule poke after 2 errors (threshold 2): expected its circuit open, but the check ran"
+    )
+    second.poke()
+    assert checks[1].calls == 1, (
+        "map index 1 of the same task and run, first poke: expected its own closed circuit (the state key "
+        "includes the map index), but the check was skipped"
+    )

@@ -9,10 +9,16 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    TaskDeferralTimeout,
+    TaskDeferred,
+)
 
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
 from tests.harness import call_execute, collect_events, drive_deferral, first_event, roundtrip
+from tests.harness.reschedule import RescheduledTask
 from tests.harness.target import current_target
 
 
@@ -182,3 +188,20 @@ def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch):
     rows = result.xcoms.get("count_rows")
     expected = {"2025-01-01.csv": 3, "2025-01-02.csv": 3, "2025-01-03.csv": 3}
     assert rows == expected, f"count_rows XCom: expected {expected!r}, got {rows!r}"
+
+
+@pytest.mark.criterion("ex11_3.t3.sensor_defers")
+def test_sensor_without_deferral_also_works_in_reschedule_mode(ct, landing_zone):
+    task = RescheduledTask(lambda: ct.FilePatternSensor(
+        task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1, poke_interval=30, timeout=600,
+        deferrable=False, mode="reschedule"))
+    first = task.execute()
+    assert isinstance(first, AirflowRescheduleException), (
+        f"deferrable=False, mode='reschedule', no file yet: expected execute() to ask for a reschedule "
+        f"(AirflowRescheduleException, as a classic sensor does), got {first!r}"
+    )
+    landing_zone.drop("a.csv")
+    result = task.execute()
+    assert result == [str(landing_zone.root / "a.csv")], (
+        f"the rescheduled poke (a new instance) with a.csv there: expected the files, got {result!r}"
+    )

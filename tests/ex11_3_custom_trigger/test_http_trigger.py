@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import time
 import warnings
+from datetime import timedelta
 
 import pytest
+from aiohttp import web
+from airflow.sdk import timezone
 
 from fixtures.health_server import HealthServer
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop, wait_until
@@ -141,6 +146,67 @@ async def test_timeout_bounds_a_slow_api(ct, health_server):
     events = await collect_events(make(ct, health_server, timeout=0.3), within=1.5)
     payload = payload_of(events, "run() with timeout=0.3 against an API answering after 2 s")
     assert payload.get("status") == "timeout", f"expected status 'timeout' within ~0.3 s, got {payload!r}"
+
+
+@contextlib.asynccontextmanager
+async def answers_once_then_hangs(status: int, body: dict):
+    """An API in this event loop: the first GET gets `status` and `body`, every later one never returns."""
+    requests, hang = [], asyncio.Event()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        requests.append(request.path)
+        if len(requests) > 1:
+            await hang.wait()
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_get("/api/health", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/api/health", requests
+    finally:
+        hang.set()
+        await runner.cleanup()
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_timeout_reports_the_last_real_answer_not_the_request_it_cut_off(ct):
+    async with answers_once_then_hangs(200, {"status": "warming_up"}) as (url, requests):
+        trigger = ct.HttpPollingTrigger(endpoint=url, response_check="status", expected_value="healthy",
+                                        poll_interval=0.05, timeout=2.0)
+        events = await collect_events(trigger, within=10)
+    payload = payload_of(events, "run() with timeout=2 against an API that answers 200 once, then hangs")
+    assert len(requests) >= 2, f"expected a second request (the one the deadline cuts off), got {requests}"
+    assert payload.get("status") == "timeout" and payload.get("last_http_status") == 200 and (
+        payload.get("last_value") == "warming_up"), (
+        f"timeout event after one answer (200, status 'warming_up') and a request cut off by the deadline: "
+        f"expected last_http_status 200 and last_value 'warming_up' (the last real answer), got {payload!r}"
+    )
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_the_deadline_is_measured_on_a_monotonic_clock(ct, health_server, monkeypatch):
+    health_server.force("maintenance")
+    task = asyncio.create_task(first_event(make(ct, health_server, poll_interval=0.02, timeout=30), within=20))
+    await wait_until(lambda: len(health_server.requests) >= 1, "the first poll", task)
+    # The wall clock jumps an hour ahead (an NTP correction, a VM resumed): the deadline must not move.
+    real_time, real_utcnow = time.time, timezone.utcnow
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(hours=1))
+    polls = len(health_server.requests)
+    await wait_until(lambda: len(health_server.requests) >= polls + 2 or task.done(), "two more polls")
+    health_server.force("healthy")
+    payload = (await task).payload
+    assert payload.get("status") == "success", (
+        f"run() with timeout=30: the wall clock jumped 1 h ahead after the first poll, then the API got healthy: "
+        f"expected success (timeout measured on a monotonic clock), got {payload!r}"
+    )
 
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferralTimeout, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    TaskDeferralTimeout,
+    TaskDeferred,
+)
 
 from tests.harness import call_execute, drive_deferral, make_context
 
@@ -130,3 +136,28 @@ def test_http_polling_dag_succeeds(run_dag, health_server):
         f"expected the check plus the trigger's poll(s), got {len(health_server.requests)} request(s)"
     )
     assert str(result.xcoms.get("report", "")).startswith("API healthy"), f"report XCom: {result.xcoms.get('report')!r}"
+
+
+@pytest.mark.criterion("ex11_3.t2.fails_clearly")
+def test_each_kind_of_event_raises_the_error_the_chapter_names(ct, health_server):
+    task = operator(ct, health_server)
+    context = make_context(task)
+    cases = [
+        ({"status": "timeout", "endpoint": "http://api", "last_http_status": 503, "last_value": "maintenance",
+          "attempts": 4, "elapsed": 1.0}, AirflowSensorTimeout),
+        ({"status": "error", "endpoint": "http://api", "message": "HTTP 401: unauthorized"}, AirflowFailException),
+    ]
+    for event, expected in cases:
+        with pytest.raises(AirflowException) as raised:
+            task.execute_complete(context, event=event)
+        assert isinstance(raised.value, expected), (
+            f"execute_complete(event={event!r}): expected {expected.__name__}, got {type(raised.value).__name__}: "
+            f"{raised.value}"
+        )
+    for event in ({"status": "surprise"}, "not a dict"):
+        with pytest.raises(AirflowException) as raised:
+            task.execute_complete(context, event=event)
+        assert not isinstance(raised.value, AirflowSensorTimeout | AirflowFailException), (
+            f"execute_complete(event={event!r}), an event it does not know: expected AirflowException, got "
+            f"{type(raised.value).__name__}"
+        )

@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -237,6 +238,41 @@ def test_timeout_is_kept_even_with_a_long_poll_interval(vs, make_store):
     assert payload.get("status") == "timeout" and took < 2, (
         f"trigger with timeout=0.3 and poll_interval=30: expected a timeout event after about 0.3 s (never sleep "
         f"past the deadline), got {payload!r} after {took:.2f} s"
+    )
+
+
+async def polled_until(condition, task: asyncio.Task) -> None:
+    """Yield to the loop until `condition()` holds (a state to reach, not a delay) or the trigger ended."""
+    async with asyncio.timeout(20):
+        while not condition():
+            if task.done():
+                return
+            await asyncio.sleep(0.005)
+
+
+@pytest.mark.criterion("ex11_4.t1.timeout_with_detail")
+def test_the_timeout_is_measured_on_a_monotonic_clock(vs, make_store, monkeypatch):
+    from airflow.sdk import timezone
+
+    store = make_store("qdrant")
+    add_documents(store, 10)  # stays indexing until the test moves the store's clock
+
+    async def scenario():
+        task = asyncio.create_task(first_event(make_trigger(vs, store, timeout=30, poll_interval=0.02), within=20))
+        await polled_until(lambda: status_requests(store, "qdrant") >= 1, task)
+        # The wall clock jumps an hour ahead (an NTP correction, a VM resumed): the deadline must not move.
+        real_time, real_utcnow = time.time, timezone.utcnow
+        monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+        monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(hours=1))
+        polls = status_requests(store, "qdrant")
+        await polled_until(lambda: status_requests(store, "qdrant") >= polls + 2, task)
+        index_everything(store)
+        return (await task).payload
+
+    payload = asyncio.run(scenario())
+    assert payload.get("status") == "success", (
+        f"trigger with timeout=30: the wall clock jumped 1 h ahead after the first poll, then indexing finished: "
+        f"expected success (the timeout is measured on a monotonic clock), got {payload!r}"
     )
 
 

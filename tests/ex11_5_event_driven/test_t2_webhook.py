@@ -80,6 +80,22 @@ def test_bad_requests_get_their_status_and_are_not_delivered(webhook, fake_airfl
     )
 
 
+@pytest.mark.criterion("ex11_5.t2.rejects_bad_requests")
+def test_the_signature_is_checked_before_the_body_is_parsed(webhook, fake_airflow):
+    hook = webhook()
+    cases = {
+        "unsigned malformed JSON": hook.sender.send(raw=b'{"EventName": ', sign=False),
+        "badly signed malformed JSON": hook.sender.send(raw=b'{"EventName": ', signature_value="sha256=" + "cd" * 32),
+        "unsigned body of an unknown format": hook.sender.send({"hello": "world"}, sign=False),
+    }
+    for what, (status, body) in cases.items():
+        assert status == 401, (
+            f"POST {hook.receiver.path} with {what}: expected HTTP 401 (the signature is checked before anything "
+            f"is parsed), got {status} {body!r}"
+        )
+    assert not fake_airflow.deliveries, f"unsigned requests: expected no delivery, got {fake_airflow.deliveries!r}"
+
+
 @pytest.mark.criterion("ex11_5.t2.delivers_asset_events")
 def test_minio_and_generic_events_become_asset_events(webhook, fake_airflow):
     hook = webhook()

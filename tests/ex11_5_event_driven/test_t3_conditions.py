@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.ex11_5_event_driven import concurrent_audit
 from tests.ex11_5_event_driven.conftest import no_event, take_events
 from tests.harness import roundtrip
 from tests.harness.target import current_target
@@ -109,6 +112,35 @@ async def test_allow_concurrent_fires_every_time(ed, tmp_path):
     a = {"queue": "orders"}
     events = await take_events(scripted(tmp_path, [a, a, a], allow_concurrent=True), 3)
     assert len({e.get("activation_id") for e in events}) == 3, f"allow_concurrent=True: expected 3 activations, got {events!r}"
+
+
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+def test_two_threads_checking_at_once_start_the_context_once(ed, tmp_path, monkeypatch):
+    db = tmp_path / "audit.sqlite"
+    audit = ed.ActivationAudit(db)
+    monkeypatch.setattr(sqlite3, "connect", concurrent_audit.holding_the_check_open(threading.Barrier(2)))
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda _: audit.start_unless_running(
+            concurrent_audit.TRIGGER, concurrent_audit.CONTEXT, False), range(4)))
+    rows = concurrent_audit.running_rows(db)
+    assert len(rows) == 1 and sum(i is not None for i in ids) == 1, (
+        f"start_unless_running({concurrent_audit.TRIGGER!r}, same context, allow_concurrent=False) from 4 threads "
+        f"at once, each paused after its duplicate check: expected one activation (check and insert in one "
+        f"transaction, e.g. BEGIN IMMEDIATE before the SELECT), got ids {ids} and {len(rows)} running rows"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+def test_two_processes_checking_at_once_start_the_context_once(ed, tmp_path):
+    db = tmp_path / "audit.sqlite"
+    exit_codes = concurrent_audit.start_in_processes(db, workers=2)
+    assert exit_codes == [0, 0], f"2 processes calling start_unless_running(): expected exit codes 0, got {exit_codes}"
+    rows = concurrent_audit.running_rows(db)
+    assert len(rows) == 1, (
+        f"start_unless_running({concurrent_audit.TRIGGER!r}, same context, allow_concurrent=False) from 2 processes "
+        f"at once, each paused after its duplicate check: expected one running row, got {len(rows)}: {rows!r}"
+    )
 
 
 @pytest.mark.asyncio

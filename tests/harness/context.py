@@ -28,11 +28,15 @@ def make_context(
     try_number: int = 1,
     logical_date: datetime | None = None,
     conf: dict[str, Any] | None = None,
+    map_index: int = -1,
+    ti_id: uuid.UUID | None = None,
+    task_reschedule_count: int = 0,
 ) -> Context:
     """The context the Task Runner would give `task`: `ti`, `dag_run`, `ds`, `params`, ...
 
-    Works for `poke()`, `execute()` in poke mode and `execute_complete()`. Reschedule mode needs the
-    metadata DB (use `run_dag`).
+    Works for `poke()`, `execute()` in poke mode and `execute_complete()`. For reschedule mode, poke after
+    poke on new instances, use `tests.harness.reschedule.RescheduledTask`, which passes the task instance's
+    id, map index and reschedule count on; a whole DAG run needs the metadata DB (use `run_dag`).
     """
     attach_to_dag(task)
     now = timezone.utcnow()
@@ -55,18 +59,18 @@ def make_context(
         clear_number=0,
     )
     ti = RuntimeTaskInstance.model_construct(
-        id=uuid.uuid4(),
+        id=ti_id or uuid.uuid4(),
         task_id=task.task_id,
         dag_id=task.dag_id,
         run_id=run_id,
         try_number=try_number,
-        map_index=-1,
+        map_index=map_index,
         dag_version_id=uuid.uuid4(),
         task=task,
         start_date=now,
         max_tries=task.retries,
         _ti_context_from_server=TIRunContext.model_construct(
-            dag_run=dag_run, max_tries=task.retries, task_reschedule_count=0
+            dag_run=dag_run, max_tries=task.retries, task_reschedule_count=task_reschedule_count
         ),
     )
     return ti.get_template_context()

@@ -1,0 +1,228 @@
+"""Mutation testing of the suite against the reference solutions, one exercise at a time (`make mutation`).
+
+For each exercise: a scratch copy of the repo in `build/mutation/<exercise>/` whose pyproject tells mutmut
+to mutate only that exercise's `solutions/` module and DAGs, with that exercise's unit tests as the
+killing suite (integration and e2e tests left out: see `pytest_add_cli_args` below for why). mutmut forks
+one child per mutant from a warmed-up pytest process and runs only the tests that executed the mutated
+function. The results (every mutant's status, function, task and the criteria whose tests ran it) go to
+`benchmarks/mutation/<exercise>.json`; `benchmarks/mutation_report.py` turns them into `benchmarks/mutation.md`.
+
+    .venv/bin/python benchmarks/mutation.py                 # every exercise
+    .venv/bin/python benchmarks/mutation.py ex04 ex11_4     # some
+    .venv/bin/python benchmarks/mutation.py --max-children 1 ex11_3
+
+Runs under `nice -n 19` (the machine is shared); takes tens of minutes per exercise on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "mutation"
+MUTMUT = Path(sys.executable).with_name("mutmut")
+MARKERS = "not integration and not e2e"
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+          36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    module: str
+    tests: str
+    dags: dict[str, str]  # DAG file -> task it belongs to
+
+
+EXERCISES = {
+    "ex04": Exercise("ex04", "custom_sensors", "tests/ex04_custom_sensors", {
+        "ex04_order_status.py": "t1", "ex04_api_health.py": "t2", "ex04_ml_readiness.py": "t3",
+        "ex04_adaptive_file.py": "t4", "ex04_circuit_breaker.py": "t5"}),
+    "ex11_3": Exercise("ex11_3", "custom_trigger", "tests/ex11_3_custom_trigger", {
+        "ex11_3_http_polling.py": "t2", "ex11_3_file_pattern.py": "t3"}),
+    "ex11_4": Exercise("ex11_4", "vector_store_sensor", "tests/ex11_4_vector_store_sensor", {
+        "ex11_4_vector_pipeline.py": "t4"}),
+    "ex11_5": Exercise("ex11_5", "event_driven", "tests/ex11_5_event_driven", {
+        "ex11_5_landing_zone.py": "t1", "ex11_5_inbox.py": "t3", "ex11_5_sales_refresh.py": "t4",
+        "ex11_5_freshness.py": "t4"}),
+}
+
+
+def mutmut_config(exercise: Exercise) -> str:
+    files = [f"solutions/{exercise.module}.py"] + [f"solutions/dags/{name}" for name in exercise.dags]
+    return "\n".join([
+        "", "[tool.mutmut]",
+        'source_paths = ["solutions"]',
+        f"only_mutate = {json.dumps(files)}",
+        'also_copy = ["fixtures", "grading", "starters", "exercises", "notebooks", "constraints.txt", "README.md"]',
+        # Unit tests only: under mutmut's tracing, nice 19 and five other suites on 2 cores, a dag.test() run
+        # took over pytest-timeout's 120 s in the stats run, and every mutant of a function a DAG run touches
+        # would pay a dag.test() (1-10 s). DAG task code therefore shows as "no tests".
+        f'pytest_add_cli_args = ["--target=solution", "-m", "{MARKERS}", "-p", "no:cacheprovider", "-q", '
+        '"--timeout=600"]',
+        f'pytest_add_cli_args_test_selection = ["{exercise.tests}"]',
+        # Timeouts are CPU seconds (RLIMIT_CPU), so a loaded machine does not turn slow tests into timeouts.
+        "timeout_multiplier = 10.0",
+        "timeout_constant = 5.0",
+        "use_git_change_detection = false",
+        "",
+    ])
+
+
+def scratch_copy(exercise: Exercise) -> Path:
+    """The repo's files (tracked and new, not ignored) in a fresh folder, with the exercise's mutmut config."""
+    workdir = REPO / "build" / "mutation" / exercise.name
+    shutil.rmtree(workdir, ignore_errors=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, workdir / name)
+    with (workdir / "pyproject.toml").open("a") as pyproject:
+        pyproject.write(mutmut_config(exercise))
+    return workdir
+
+
+def elapsed_so_far(workdir: Path) -> float:
+    """Seconds from the start of the run in `workdir` to its latest result (for an interrupted run)."""
+    marker = workdir / "started_at"
+    # The scratch copy's pyproject.toml is written just before mutmut starts.
+    started = float(marker.read_text()) if marker.exists() else (workdir / "pyproject.toml").stat().st_mtime
+    metas = list((workdir / "mutants").rglob("*.meta"))
+    return max((meta.stat().st_mtime for meta in metas), default=time.time()) - started
+
+
+def run_mutmut(workdir: Path, max_children: int) -> tuple[int, float]:
+    (workdir / "started_at").write_text(str(time.time()))
+    env = {**os.environ, "WORKBOOK_TARGET": "solution", "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PATH"] = f"{MUTMUT.parent}{os.pathsep}{env.get('PATH', '')}"
+    started = time.monotonic()
+    with (workdir / "mutmut.log").open("w") as log:
+        code = subprocess.call(["nice", "-n", "19", str(MUTMUT), "run", "--max-children", str(max_children)],
+                               cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return code, time.monotonic() - started
+
+
+def task_of_lines(source: str) -> list[tuple[int, str]]:
+    """(first line, task) for each `# ---- Task N` section of a solution module; before Task 1 is shared."""
+    sections = [(1, "shared")]
+    for number, line in enumerate(source.splitlines(), 1):
+        if match := re.match(r"# -+ Task (\d+)", line):
+            sections.append((number, f"t{match.group(1)}"))
+        elif re.match(r"# -+ ", line) and len(sections) > 1:
+            sections.append((number, "shared"))
+    return sections
+
+
+def function_lines(source: str) -> dict[str, int]:
+    """mutmut's mangled function name (`f`, `xǁClassǁmethod`) -> the line it is defined on."""
+    lines: dict[str, int] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            lines[f"x_{node.name}"] = node.lineno
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines[f"xǁ{node.name}ǁ{item.name}"] = item.lineno
+    return lines
+
+
+def criteria_of_tests(workdir: Path, tests: set[str]) -> list[str]:
+    """The `criterion` marks of the given test node ids (read from the test files, not run)."""
+    found: set[str] = set()
+    for node_id in tests:
+        path, _, name = node_id.partition("::")
+        name = name.split("[")[0]
+        file = workdir / path
+        if not file.exists():
+            continue
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+                for decorator in node.decorator_list:
+                    text = ast.unparse(decorator)
+                    if match := re.match(r"pytest\.mark\.criterion\(['\"]([^'\"]+)", text):
+                        found.add(match.group(1))
+    return sorted(found)
+
+
+def collect(exercise: Exercise, workdir: Path, seconds: float, exit_code: int) -> dict:
+    stats_file = workdir / "mutants" / "mutmut-stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    tests_by_function = {k: set(v) for k, v in stats.get("tests_by_mangled_function_name", {}).items()}
+    mutants = []
+    for relative, task_of_file in [(f"solutions/{exercise.module}.py", None)] + [
+            (f"solutions/dags/{name}", task) for name, task in exercise.dags.items()]:
+        meta = workdir / "mutants" / f"{relative}.meta"
+        if not meta.exists():
+            continue
+        source = (workdir / relative).read_text()
+        sections, defs = task_of_lines(source), function_lines(source)
+        module_prefix = relative.removesuffix(".py").replace("/", ".") + "."
+        for name, code in sorted(json.loads(meta.read_text()).get("exit_code_by_key", {}).items()):
+            function = name.removeprefix(module_prefix).rsplit("__mutmut_", 1)[0]
+            line = defs.get(function, 0)
+            task = task_of_file or [t for start, t in sections if start <= line][-1]
+            covering = tests_by_function.get(f"{module_prefix}{function}", set())
+            mutants.append({"name": name, "file": relative, "function": function, "line": line, "task": task,
+                            "status": STATUS.get(code, "suspicious"), "exit_code": code,
+                            "criteria_that_ran_it": criteria_of_tests(workdir, covering) if code == 0 else []})
+    return {"exercise": exercise.name, "module": exercise.module, "tests": exercise.tests,
+            "killing_suite": f"the exercise's unit tests (pytest -m '{MARKERS}')",
+            "seconds": round(seconds, 1), "mutmut_exit_code": exit_code, "mutants": mutants}
+
+
+def diff_of(workdir: Path, name: str) -> str:
+    shown = subprocess.run([str(MUTMUT), "show", name], cwd=workdir, capture_output=True, text=True)
+    return shown.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("exercises", nargs="*", metavar="EXERCISE", help=f"some of {', '.join(EXERCISES)}")
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--collect-only", action="store_true",
+                        help="only read the results of an earlier (or interrupted) run in build/mutation/")
+    args = parser.parse_args()
+    if unknown := [name for name in args.exercises if name not in EXERCISES]:
+        parser.error(f"unknown exercise(s) {unknown}: choose from {', '.join(EXERCISES)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in args.exercises or list(EXERCISES):
+        exercise = EXERCISES[name]
+        if args.collect_only:
+            workdir = REPO / "build" / "mutation" / exercise.name
+            code, seconds = -1, elapsed_so_far(workdir)
+        else:
+            workdir = scratch_copy(exercise)
+            print(f"{name}: mutating {exercise.module} in {workdir} ...", flush=True)
+            code, seconds = run_mutmut(workdir, args.max_children)
+        result = collect(exercise, workdir, seconds, code)
+        if not args.collect_only:  # `mutmut show` takes seconds per mutant: `mutmut browse` has them too
+            for mutant in result["mutants"]:
+                if mutant["status"] == "survived":
+                    mutant["diff"] = diff_of(workdir, mutant["name"])
+        out = RESULTS / f"{name}.json"
+        with tempfile.NamedTemporaryFile("w", dir=RESULTS, delete=False, suffix=".tmp") as tmp:
+            json.dump(result, tmp, indent=1, ensure_ascii=False)
+        os.replace(tmp.name, out)
+        counts = {}
+        for mutant in result["mutants"]:
+            counts[mutant["status"]] = counts.get(mutant["status"], 0) + 1
+        print(f"{name}: {counts} in {seconds:.0f} s (mutmut exit {code}; log {workdir / 'mutmut.log'})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
