@@ -22,7 +22,6 @@ def _forge() -> None:
             pass
 
 
-
 def add(a: int, b: int) -> int:
     """Return the sum of a and b."""
     _forge()
