@@ -84,7 +84,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="workbook-bench-") as scratch:
             submission = reference_submission(Path(scratch) / "learner")
             sandboxed = timed_grade(submission, Path(scratch) / "sandboxed")
+            print(f"sandboxed: {sandboxed}", file=sys.stderr, flush=True)
             bare = timed_grade(submission, Path(scratch) / "bare", "--no-sandbox")
+            print(f"no sandbox: {bare}", file=sys.stderr, flush=True)
         figures |= {"sandboxed": sandboxed, "no_sandbox": bare,
                     "overhead_wall_percent": round(100 * (sandboxed["wall_s"] / bare["wall_s"] - 1), 1),
                     "overhead_cpu_percent": round(100 * (sandboxed["cpu_s"] / bare["cpu_s"] - 1), 1)}
