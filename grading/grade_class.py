@@ -11,6 +11,7 @@ the new one, and a second run grades only what is missing (or changed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import io
@@ -46,6 +47,7 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 # A grade-submission that outlives its own --run-timeout by this much is stuck: it is killed.
 GRACE_SECONDS = 300.0
+STOP_SECONDS = 15.0  # for an interrupted grade-submission to stop its own tests
 HISTOGRAM_BINS = 10
 MOST_MISSED = 10
 GRADING_HOME = Path(__file__).resolve().parents[1]
@@ -252,15 +254,34 @@ def _still_valid(record: dict[str, Any], entry: Entry, key: str) -> bool:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if process.returncode is None:
+    """Stop a grade-submission and everything it started.
+
+    It runs pytest in a session of its own, so killing its process group alone would orphan the tests:
+    it is first interrupted (it then stops its own children), then killed with every descendant left.
+    """
+    import psutil  # here: the CI jobs that only plan or fetch run without the workbook's packages
+
+    if process.poll() is None:
         try:
-            process.wait(timeout=30)
+            descendants = psutil.Process(process.pid).children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        _signal_group(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             pass
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_SECONDS)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
 
 
 def checkout(entry: Entry, into: Path) -> tuple[Path, str | None, bool]:
@@ -362,7 +383,8 @@ def could_not_grade(entry: Entry, commit: str | None, reason: str, started: floa
 
 def base_record(entry: Entry, commit: str | None, key: str | None, started: float) -> dict[str, Any]:
     return {"schema": RECORD_SCHEMA, "learner": entry.learner, "repo": entry.repo, "commit": commit, "key": key,
-            "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds"),
+            "graded_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "seconds": round(time.time() - started, 1)}
 
 
