@@ -50,6 +50,7 @@ GRACE_SECONDS = 300.0
 STOP_SECONDS = 15.0  # for an interrupted grade-submission to stop its own tests
 HISTOGRAM_BINS = 10
 MOST_MISSED = 10
+CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|^GIT_CONFIG_|^AWS_|^GH_", re.I)
 GRADING_HOME = Path(__file__).resolve().parents[1]
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1", "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -242,8 +243,10 @@ class Runner:
 
 
 def grader_env() -> dict[str, str]:
-    """grade-submission runs this very grading package (the instructor's), whatever the workbook's folder."""
-    env = dict(os.environ)
+    """The environment of a grade-submission: this very grading package (the instructor's) on the path,
+    whatever the workbook's folder, and none of the instructor's credentials (it clears the graded tests'
+    environment too; this is for whatever it runs outside its sandbox)."""
+    env = {name: value for name, value in os.environ.items() if not CREDENTIAL_NAME.search(name)}
     env["PYTHONPATH"] = os.pathsep.join([str(GRADING_HOME), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
@@ -307,11 +310,24 @@ def checkout(entry: Entry, into: Path) -> tuple[Path, str | None, bool]:
 
 
 def head_commit(path: Path) -> str | None:
-    if not (path / ".git").exists():
+    """The checked-out commit, read from .git's files: git itself would read the learner's .git/config."""
+    git = path / ".git"
+    try:
+        head = (git / "HEAD").read_text(encoding="ascii", errors="replace").strip()
+        if head.startswith("ref: "):
+            ref = head[5:].strip()
+            if not re.fullmatch(r"refs/[\w./-]+", ref) or ".." in ref:
+                return None
+            loose = git / ref
+            if loose.is_file():
+                head = loose.read_text(encoding="ascii", errors="replace").strip()
+            else:
+                packed = (git / "packed-refs").read_text(encoding="ascii", errors="replace")
+                head = next((line.split()[0] for line in packed.splitlines()
+                             if line.endswith(f" {ref}")), "")
+    except OSError:
         return None
-    done = subprocess.run(["git", "-C", str(path), "rev-parse", "--verify", "HEAD^{commit}"], capture_output=True,
-                          text=True, env=os.environ | GIT_ENV, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
+    return head if COMMIT.fullmatch(head) else None
 
 
 def starters_digest(path: Path) -> str:

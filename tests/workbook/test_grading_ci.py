@@ -257,6 +257,7 @@ def learner_repo(name: str, workbook: Path, into: Path) -> tuple[Path, str]:
     return repo, sha.stdout.strip()
 
 
+@pytest.mark.timeout(1800)  # two submissions graded in a row: beyond the per-test budget on a loaded machine
 def test_instructor_jobs_run_locally_as_one_matrix_job(instructor, tmp_path):
     workspace = make_workbook(tmp_path / "instructor")  # the instructor repo, as actions/checkout leaves it
     shutil.copytree(REPO_ROOT / "grading", workspace / "grading", ignore=shutil.ignore_patterns("__pycache__"))
