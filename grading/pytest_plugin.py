@@ -7,11 +7,18 @@ crashes or is cut short still leaves everything up to the last test. Optionally 
   e2e tests only when its integration tests passed too (the learner's fast loop);
 - `--grading-gate=criterion`: a test is not run when every criterion it proves already failed (enough to
   show that a criterion earns nothing, e.g. that the shipped starters earn 0 %).
+
+A graded submission's run writes its events to an inherited file descriptor instead of a file (its
+number in WORKBOOK_GRADING_FD, read and removed before any test module is imported, and the descriptor
+moved to a random number): the grader reads the other end, so no path names the outcomes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,8 @@ from typing import Any
 import pytest
 
 SPEED_CLASSES = {"integration": 1, "e2e": 2}
+CHANNEL_FD_VAR = "WORKBOOK_GRADING_FD"
+SANDBOXED_VAR = "WORKBOOK_SANDBOXED"
 MESSAGE_LIMIT = 300
 _record_key = pytest.StashKey[dict[str, Any]]()
 _gate_key = pytest.StashKey[str]()
@@ -34,14 +43,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class Recorder:
-    def __init__(self, path: Path, gate: str) -> None:
-        self.file = path.open("a", encoding="utf-8")
+    def __init__(self, file, gate: str, *, reap_clones: bool = False) -> None:
+        self.file = file
+        self.pid = os.getpid()
+        self.reap_clones = reap_clones
         self.gate = gate
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.exercise_failed: dict[str, int] = {}  # exercise -> the fastest speed class that failed in it
         self.criterion_failed: set[str] = set()
 
     def write(self, **event: Any) -> None:
+        if os.getpid() != self.pid:
+            return  # a forked copy of the test process (a fork in a test) speaks for nobody
         self.file.write(json.dumps(event, default=str) + "\n")
         self.file.flush()
 
@@ -110,6 +123,8 @@ class Recorder:
         duration = sum(r.duration for r in reports)
         self.write(event="result", nodeid=nodeid, outcome=outcome, message=message, timed_out=timed_out,
                    duration=round(duration, 3))
+        if self.reap_clones:
+            _kill_forked_copies()
         if outcome != "passed" and outcome != "not_run" and reports:
             last = reports[-1]
             criteria = getattr(last, "grading_criteria", [])
@@ -137,8 +152,15 @@ class Recorder:
 
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--grading-record")
-    if path:
-        recorder = Recorder(Path(path), config.getoption("--grading-gate"))
+    channel = os.environ.pop(CHANNEL_FD_VAR, None)
+    file = None
+    if channel is not None:
+        file = os.fdopen(_hide_fd(int(channel)), "w", encoding="utf-8")
+    elif path:
+        file = Path(path).open("a", encoding="utf-8")
+    if file is not None:
+        recorder = Recorder(file, config.getoption("--grading-gate"),
+                            reap_clones=os.environ.pop(SANDBOXED_VAR, "") == "1")
         config.stash[_record_key] = {"recorder": recorder}
         config.pluginmanager.register(recorder, "grading-recorder")
 
@@ -150,6 +172,42 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
+def _hide_fd(fd: int) -> int:
+    """Move the channel to a random descriptor number (not inheritable), so it is not where it was announced."""
+    target = random.SystemRandom().randrange(300, 900)
+    os.dup2(fd, target, inheritable=False)
+    os.close(fd)
+    return target
+
+
+def _kill_forked_copies() -> None:
+    """In the sandbox (its own PID namespace), end copies of this process a test forked and left running."""
+    me = os.getpid()
+    try:
+        own = Path(f"/proc/{me}/cmdline").read_bytes()
+    except OSError:
+        return
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if (entry / "cmdline").read_bytes() == own and _descends_from(int(entry.name), me):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
 def _criteria(item: pytest.Item) -> list[str]:
     return [str(m.args[0]) for m in item.iter_markers("criterion") if m.args]
 

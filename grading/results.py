@@ -12,6 +12,10 @@ from grading.rubric import Criterion, Exercise, Rubric
 
 RESULTS_SCHEMA = "workbook-grade/1"
 HIDDEN_MESSAGE = "a hidden test failed (its details are for instructors)"
+HIDDEN_NOT_RUN = "a hidden test could not run (its details are for instructors)"
+HIDDEN_TEST = "a hidden test"
+HIDDEN_FILE_MESSAGE = "could not be imported (its details are for instructors)"
+VERDICTS = ("graded", "tampered", "refused", "could_not_grade")
 
 
 @dataclass
@@ -118,6 +122,9 @@ class Grade:
     run: dict[str, Any]
     submission: str | None = None
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    verdict: str = "graded"
+    flags: list[str] = field(default_factory=list)
+    commit: str | None = None
 
     @property
     def points(self) -> int:
@@ -142,6 +149,9 @@ class Grade:
             "generated_at": self.generated_at,
             "target": self.target,
             "submission": self.submission,
+            "commit": self.commit,
+            "verdict": self.verdict,
+            "flags": self.flags,
             "total": {"points": self.points, "max_points": self.max_points, "percent": self.percent,
                       "criteria_passed": sum(c.passed for c in self.criteria),
                       "criteria": len(self.criteria)},
@@ -155,8 +165,50 @@ def _percent(points: int, max_points: int) -> float:
     return round(100.0 * points / max_points, 1) if max_points else 0.0
 
 
+def withhold(grade_: Grade, verdict: str, reason: str) -> Grade:
+    """The same grade with every criterion at 0 points (a tampered or refused submission earns nothing)."""
+    for exercise in grade_.exercises:
+        for task in exercise.tasks:
+            for c in task.criteria:
+                c.status, c.points, c.message, c.tests = "failed", 0, reason, []
+            task.points = 0
+        exercise.points = 0
+        exercise.collection_errors = {}
+    grade_.verdict = verdict
+    return grade_
+
+
+def hidden_tests(rubric: Rubric, run: Run) -> tuple[set[str], set[str]]:
+    """The node ids of tests that prove a hidden criterion, and the files they (or hidden tests) live in."""
+    hidden = {c.id for c in rubric.criteria.values() if c.hidden}
+    ids = {t.nodeid for t in run.tests.values() if hidden & set(t.criteria)}
+    paths = {run.tests[n].path for n in ids}
+    paths |= {p for p in run.collection_errors if Path(p).name.startswith("test_hidden")}
+    return ids, paths
+
+
+def redact(text: str, hidden_ids: set[str], hidden_paths: set[str]) -> str:
+    """`text` with every hidden test id and hidden test file named only as a hidden test."""
+    for name in sorted(hidden_ids | hidden_paths, key=len, reverse=True):
+        text = text.replace(name, HIDDEN_TEST)
+    return text
+
+
 def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, reveal_hidden: bool = False,
           submission: str | None = None) -> Grade:
+    """The grade of a run. Unless `reveal_hidden`, nothing of a hidden test but its criterion's title and
+    pass/fail gets in: no test id, file name, traceback, assertion text or output (every report format is
+    made from this)."""
+    notes = list(run.notes)
+    errors = dict(run.collection_errors)
+    if not reveal_hidden:
+        hidden_ids, hidden_paths = hidden_tests(rubric, run)
+        notes = [redact(n, hidden_ids, hidden_paths) for n in notes]
+        public_errors = {p: redact(m, hidden_ids, hidden_paths) for p, m in errors.items() if p not in hidden_paths}
+        for number, path in enumerate(sorted(p for p in errors if p in hidden_paths), start=1):
+            folder = path.rsplit("/", 1)[0] if "/" in path else path
+            public_errors[f"{folder}/({HIDDEN_TEST} file {number})"] = HIDDEN_FILE_MESSAGE
+        errors = public_errors
     by_criterion: dict[str, list[TestOutcome]] = {}
     for test in run.tests.values():
         for criterion_id in test.criteria:
@@ -165,7 +217,7 @@ def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, r
     results = []
     for exercise in exercises:
         folder = exercise.test_folder.rstrip("/") + "/"
-        broken = {path: msg for path, msg in run.collection_errors.items()
+        broken = {path: msg for path, msg in errors.items()
                   if path.startswith(folder) or path.rstrip("/") + "/" == folder}
         tasks = []
         for task in exercise.tasks:
@@ -181,7 +233,7 @@ def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, r
         counts[test.outcome] = counts.get(test.outcome, 0) + 1
     summary = {"tests": len(run.tests), "outcomes": counts, "collection_errors": len(run.collection_errors),
                "pytest_exit_codes": run.exit_codes, "duration_s": round(run.duration, 1)}
-    return Grade(target=target, exercises=results, notes=list(run.notes), run=summary, submission=submission)
+    return Grade(target=target, exercises=results, notes=notes, run=summary, submission=submission)
 
 
 def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: dict[str, str],
@@ -205,8 +257,8 @@ def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: di
         elif broken:
             # Some of its tests may live in a file that did not import: it cannot be shown to pass.
             status, message = "failed", _broken_summary(broken)
-    if criterion.hidden and status == "failed" and not reveal_hidden:
-        message = HIDDEN_MESSAGE
+    if criterion.hidden and status != "passed" and not reveal_hidden:
+        message = HIDDEN_MESSAGE if status == "failed" else HIDDEN_NOT_RUN
     points = criterion.points if status == "passed" else 0
     return CriterionResult(
         id=criterion.id, title=criterion.title, visibility=criterion.visibility, status=status, points=points,
@@ -218,7 +270,7 @@ def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: di
 
 def _broken_summary(broken: dict[str, str]) -> str:
     """`tests/ex04/test_a.py could not be imported: ModuleNotFoundError: ...` (the first, and how many more)."""
-    paths = sorted(broken)
+    paths = sorted(broken, key=lambda p: (HIDDEN_TEST in p, p))  # a public file's reason can be shown
     more = f" (and {len(paths) - 1} more test file{'s' if len(paths) > 2 else ''})" if len(paths) > 1 else ""
     return f"{paths[0]}{more} could not be imported: {broken[paths[0]]}"
 

@@ -3,23 +3,31 @@
 One process for the whole suite (Airflow is imported once). A hanging test is cut by pytest-timeout's
 per-test limit (the signal method fails only that test; the thread method would end the whole run). A
 process that dies anyway (a submission calling os._exit, a segfault, the whole-run limit) is started again
-without the tests it already ran, so a crash costs only the test that crashed.
+without the tests it already ran, so a crash costs only the test that crashed. After MAX_RESTARTS restarts
+the remaining tests run one exercise per fresh process, so one exercise that keeps crashing costs only itself.
+
+The test process reports over a pipe it inherits (grading.pytest_plugin): the parent keeps the record,
+in a folder the test process cannot reach when it is sandboxed (grading.sandbox).
 """
 
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from grading import sandbox
+from grading.pytest_plugin import CHANNEL_FD_VAR, SANDBOXED_VAR
 from grading.results import Run, read_events
 
-MAX_RESTARTS = 5
+MAX_RESTARTS = 3
 pytest_internal_error, pytest_usage_error = 3, 4
 
 
@@ -46,6 +54,25 @@ class RunOptions:
     log: Path | None = None
     echo: bool = False
     extra_args: tuple[str, ...] = ()
+    sandbox: Sandbox | None = None
+    log_is_safe: bool = True  # False: the log may hold hidden tests' text, never quote it in an error
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Run every test process in bwrap (grading.sandbox); `cache` is the tree's writable DB template copy."""
+    bwrap: Path
+    cache: Path
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+
+def sandbox_env(root: Path) -> dict[str, str]:
+    """Everything the sandboxed process gets: no variable of the caller's but the locale."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": sandbox.HOME,
+           "TMPDIR": "/tmp", "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1",
+           SANDBOXED_VAR: "1"}
+    return env
 
 
 def graded_env(root: Path) -> dict[str, str]:
@@ -56,11 +83,11 @@ def graded_env(root: Path) -> dict[str, str]:
     return env
 
 
-def pytest_command(options: RunOptions, record: Path, deselect: Path | None) -> list[str]:
+def pytest_command(options: RunOptions, deselect: Path | None) -> list[str]:
     command = [
         options.python, "-m", "pytest", *options.paths,
         f"--target={options.target}",
-        "-p", "grading.pytest_plugin", f"--grading-record={record}", f"--grading-gate={options.gate}",
+        "-p", "grading.pytest_plugin", f"--grading-gate={options.gate}",
         f"--timeout={options.per_test_timeout:g}", "--timeout-method=signal",
         f"--rootdir={options.root}", "-c", str(options.root / "pyproject.toml"),
         "--continue-on-collection-errors", "-p", "no:cacheprovider", "-q", "-rN", "--tb=short",
@@ -72,22 +99,27 @@ def pytest_command(options: RunOptions, record: Path, deselect: Path | None) -> 
     return command + list(options.extra_args)
 
 
-def run_suite(options: RunOptions) -> Run:
-    """Run the suite; returns every test's outcome, collection errors and notes on crashes."""
+def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) -> Run:
+    """Run the suite; returns every test's outcome, collection errors and notes on crashes.
+
+    `done_before`: node ids an earlier process already ran (they are not run again).
+    """
     run = Run()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="workbook-grading-") as scratch:
         record = Path(scratch) / "record.jsonl"
+        record.touch()
         if options.log is None:
             options = replace(options, log=Path(scratch) / "pytest-output.txt")
-        deselect: Path | None = None
+        deselect = _deselect_file(Path(scratch), done_before) if done_before else None
         for attempt in range(MAX_RESTARTS + 1):
             remaining = options.run_timeout - (time.monotonic() - started)
             if remaining <= 0:
                 run.notes.append(f"the run was cut after {options.run_timeout:g} s; tests not run earn nothing")
                 break
             seen_before = len(read_events(record))
-            code, cut = _run_once(options, pytest_command(options, record, deselect), remaining)
+            seen_as = Path(SANDBOX_DESELECT) if options.sandbox and deselect else deselect
+            code, cut = _run_once(options, pytest_command(options, seen_as), remaining, record, deselect)
             run.exit_codes.append(code)
             events = read_events(record)
             finished = any(e.get("event") == "finish" for e in events[seen_before:])
@@ -105,18 +137,12 @@ def run_suite(options: RunOptions) -> Run:
                     # Something killed the process while importing tests: find out whose, one folder at a time.
                     run.notes.append(f"the test process died (exit code {code}) while collecting; "
                                      "each exercise was then graded on its own")
-                    for path in options.paths:
-                        left = options.run_timeout - (time.monotonic() - started)
-                        part = run_suite(replace(options, paths=[path], run_timeout=max(left, 1.0)))
-                        run.tests.update(part.tests)
-                        run.collection_errors.update(part.collection_errors)
-                        run.notes.extend(part.notes)
-                        run.exit_codes.extend(part.exit_codes)
+                    _one_exercise_at_a_time(options, run, started, done_before)
                     run.duration = time.monotonic() - started
                     return run
                 elif code in (pytest_usage_error, pytest_internal_error):
                     raise GradingError(f"pytest could not start (exit code {code}): "
-                                       f"{_tail(options.log)}")
+                                       f"{_tail(options.log) if options.log_is_safe else _log_hint(options.log)}")
                 else:
                     for path in options.paths:
                         run.collection_errors[path.rstrip("/")] = (
@@ -126,28 +152,80 @@ def run_suite(options: RunOptions) -> Run:
             crashed = [n for n in started_ids if n not in results]
             run.notes.append(f"the test process died (exit code {code}) during {crashed[-1] if crashed else '?'}; "
                              "that test failed and the run went on without it")
-            done = {e["nodeid"] for e in events if e.get("event") in {"start", "result"}}
-            deselect = Path(scratch) / "done.txt"
-            deselect.write_text("\n".join(sorted(done)) + "\n", encoding="utf-8")
+            done = done_before | {e["nodeid"] for e in events if e.get("event") in {"start", "result"}}
             if attempt == MAX_RESTARTS:
+                if len(options.paths) > 1:
+                    run.notes.append(f"after {MAX_RESTARTS} restarts the remaining tests ran one exercise "
+                                     "per fresh process")
+                    run.add_events(read_events(record))
+                    _one_exercise_at_a_time(options, run, started, frozenset(done))
+                    run.duration = time.monotonic() - started
+                    return run
                 run.notes.append(f"gave up after {MAX_RESTARTS} restarts; tests not run earn nothing")
+                break
+            deselect = _deselect_file(Path(scratch), frozenset(done))
         run.add_events(read_events(record))
     run.duration = time.monotonic() - started
     return run
 
 
-def _run_once(options: RunOptions, command: list[str], timeout: float) -> tuple[int, bool]:
-    """Run pytest in its own process group (so a cut run leaves no child behind); returns (code, cut)."""
+def _one_exercise_at_a_time(options: RunOptions, run: Run, started: float, done: frozenset[str]) -> None:
+    for path in options.paths:
+        left = options.run_timeout - (time.monotonic() - started)
+        part = run_suite(replace(options, paths=[path], run_timeout=max(left, 1.0)), done)
+        for nodeid, test in part.tests.items():
+            if nodeid not in run.tests or run.tests[nodeid].outcome == "not_run":
+                run.tests[nodeid] = test
+        run.collection_errors.update(part.collection_errors)
+        run.notes.extend(part.notes)
+        run.exit_codes.extend(part.exit_codes)
+
+
+def _deselect_file(scratch: Path, done: frozenset[str]) -> Path:
+    path = scratch / "done.txt"
+    path.write_text("\n".join(sorted(done)) + "\n", encoding="utf-8")
+    path.chmod(0o644)
+    return path
+
+
+SANDBOX_DESELECT = "/run/grading-done.txt"
+
+
+def _run_once(options: RunOptions, command: list[str], timeout: float, record: Path,
+              deselect: Path | None) -> tuple[int, bool]:
+    """Run pytest in its own process group (so a cut run leaves no child behind); returns (code, cut).
+
+    Its events arrive over a pipe (the write end inherited as WORKBOOK_GRADING_FD) and are appended to
+    `record` here, by the parent.
+    """
+    read_end, write_end = os.pipe()
+    env = sandbox_env(options.root) if options.sandbox else graded_env(options.root)
+    env[CHANNEL_FD_VAR] = str(write_end)
+    preexec = None
+    if options.sandbox:
+        command = sandbox.command(
+            options.sandbox.bwrap, command, tree=options.root, cache=options.sandbox.cache, env=env,
+            python_prefixes=sandbox.python_prefixes(),
+            read_only_files={deselect: SANDBOX_DESELECT} if deselect is not None else {})
+        limits = options.sandbox.limits
+
+        def preexec() -> None:
+            sandbox.apply_limits(limits)
     log = options.log.open("a", encoding="utf-8") if options.log else None
+    collector = _Collector(read_end, record)
     try:
         if log:
             log.write("$ " + " ".join(command) + "\n")
             log.flush()
-        process = subprocess.Popen(
-            command, cwd=options.root, env=graded_env(options.root), stdin=subprocess.DEVNULL,
-            stdout=None if options.echo else (log or subprocess.DEVNULL), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                command, cwd=options.root, env=None if options.sandbox else env, stdin=subprocess.DEVNULL,
+                stdout=None if options.echo else (log or subprocess.DEVNULL), stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=(write_end,), preexec_fn=preexec,
+            )
+        finally:
+            os.close(write_end)
+        collector.start()
         try:
             return process.wait(timeout=timeout), False
         except subprocess.TimeoutExpired:
@@ -158,8 +236,43 @@ def _run_once(options: RunOptions, command: list[str], timeout: float) -> tuple[
             process.wait()
             raise
     finally:
+        collector.stop()
         if log:
             log.close()
+
+
+class _Collector(threading.Thread):
+    """Copies the test process's events from the pipe to the record until the process and its children end
+    (or, unsandboxed, a moment after the process ended: a daemon holding the pipe speaks for nobody)."""
+
+    def __init__(self, fd: int, record: Path) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.record = fd, record
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        with selectors.DefaultSelector() as selector, self.record.open("ab") as out:
+            selector.register(self.fd, selectors.EVENT_READ)
+            while True:
+                ready = selector.select(timeout=0.2)
+                if ready:
+                    chunk = os.read(self.fd, 65536)
+                    if not chunk:
+                        return
+                    out.write(chunk)
+                    out.flush()
+                elif self.stopping.is_set():
+                    return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout=5)
+        os.close(self.fd)
+
+
+def _log_hint(log: Path | None) -> str:
+    return f"see {log}" if log else "(no output kept)"
 
 
 def _tail(log: Path | None, lines: int = 15) -> str:

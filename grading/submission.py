@@ -1,97 +1,185 @@
-"""`grade-submission PATH`: grade a learner's copy of the repo without trusting anything in it but starters/.
+"""`grade-submission PATH`: grade a learner's copy of the repo trusting nothing in it, not even its starters/.
 
-A pristine copy of this repo (its tests, conftest, rubric, grading code, fixtures) is made in a temp dir,
-its starters/ replaced by the submission's (regular files only: a symlink could point at the solutions),
-and graded there with this repo's Python. Neither the submission nor this repo is modified.
+1. A graded tree is built fresh (grading.graded_tree): a learner release's files plus the hidden tests, the
+   submission's starters/ (regular .py files only), a copy of the DB template. No solutions/, no .git.
+   Files that would run on their own (compiled modules, site hooks, conftest.py, airflow_local_settings.py)
+   or a starters/ that is a symlink refuse the submission.
+2. Canaries are planted (grading.canaries) and the tree is hashed.
+3. Every test process runs in the sandbox (grading.sandbox) and reports over an inherited pipe.
+4. A canary with the wrong outcome or a changed tree makes the verdict `tampered` (0 points, evidence in
+   DIR/instructor/). Review flags (grading.review) go to the instructor's report.
+5. This process writes every file: the learner-safe report.md, results.json, junit.xml (hidden criteria:
+   title and pass/fail only) in DIR, the full report and pytest's log in DIR/instructor/.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from grading.grade import add_grading_options, grade_tree, publish
-from grading.runner import GradingError
+from grading import canaries, graded_tree, reports, review, sandbox
+from grading.grade import add_grading_options, publish, test_paths
+from grading.results import Grade, Run, grade, withhold
+from grading.rubric import load
+from grading.runner import GradingError, RunOptions, Sandbox, run_suite
 
-LEARNER_OWNED = "starters"
-# Never part of the pristine copy: environments, caches, VCS data, earlier reports.
-SKIP_NAMES = {".venv", ".git", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "reports",
-              ".ipynb_checkpoints", "node_modules", ".mypy_cache"}
-MAX_FILE_BYTES = 5 * 1024 * 1024
+LEARNER_OWNED = graded_tree.LEARNER_OWNED
+INSTRUCTOR_FOLDER = "instructor"
+EXIT_COULD_NOT_GRADE = 2
+TAMPERED_NOTE = ("Verdict: tampered. The graded run did not behave as an honest one does; the grade is "
+                 "withheld (0 points) until your instructor has reviewed it.")
+CANARY_NAME = "a grader's check"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("grade-submission", help="grade a learner's repo (only its starters/ count)",
-                                 description="Grade a learner's copy: only its starters/ are taken, into a "
-                                             "pristine copy of this repo in a temp dir.")
+                                 description="Grade a learner's copy in a sandbox: only its starters/ are taken, "
+                                             "into a fresh graded tree with the hidden tests.")
     parser.add_argument("path", type=Path, help="the learner's copy of the repo (or its starters/ folder)")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the graded copy in this folder (debugging)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the graded tree in this folder (debugging)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run the tests without bubblewrap (only for code you trust)")
     add_grading_options(parser, default_out="reports/submission")
     parser.set_defaults(handler=run)
 
 
 def submission_starters(path: Path) -> Path:
-    path = path.resolve()
-    for candidate in (path / LEARNER_OWNED, path):
-        if candidate.name == LEARNER_OWNED and candidate.is_dir():
-            return candidate
+    """The submission's starters/ folder, not resolved: a starters/ that is a symlink must be seen as one."""
+    path = path.absolute()
+    if path.name == LEARNER_OWNED and (path.is_dir() or path.is_symlink()):
+        return path
+    candidate = path / LEARNER_OWNED
+    if candidate.is_dir() or candidate.is_symlink():
+        return candidate
     raise GradingError(f"{path} has no {LEARNER_OWNED}/ folder: pass the learner's repo")
 
 
-def pristine_copy(root: Path, into: Path) -> None:
-    """Copy the instructor repo's tree (not its venv, caches or VCS data)."""
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        return {n for n in names if n in SKIP_NAMES or n.endswith((".pyc", ".egg-info"))}
-
-    shutil.copytree(root, into, ignore=ignore, symlinks=True, dirs_exist_ok=True)
-    # Share the migrated metadata DB template (derived from Airflow alone; it saves a migration per grade).
-    cache = root / ".cache"
-    if cache.is_dir():
-        os.symlink(cache, into / ".cache")
-
-
-def take_learner_files(starters: Path, into: Path) -> list[str]:
-    """Replace the copy's starters/ by the submission's regular files; returns what was left out."""
-    pristine = into / LEARNER_OWNED
-    shipped = {p.relative_to(pristine): p.read_bytes() for p in pristine.rglob("*") if p.is_file()}
-    shutil.rmtree(pristine)
-    skipped = []
-    for source in sorted(starters.rglob("*")):
-        relative = source.relative_to(starters)
-        if any(part in SKIP_NAMES for part in relative.parts):
-            continue
-        if source.is_symlink():
-            skipped.append(f"{LEARNER_OWNED}/{relative} (a symlink)")
-            continue
-        if source.is_dir():
-            continue
-        if source.stat().st_size > MAX_FILE_BYTES:
-            skipped.append(f"{LEARNER_OWNED}/{relative} (larger than {MAX_FILE_BYTES // 1024 // 1024} MiB)")
-            continue
-        target = pristine / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    # The workbook's own plumbing in starters/ (package marker, the todo helper) is restored if deleted.
-    for relative in (Path("__init__.py"), Path("_todo.py")):
-        if relative in shipped and not (pristine / relative).exists():
-            (pristine / relative).parent.mkdir(parents=True, exist_ok=True)
-            (pristine / relative).write_bytes(shipped[relative])
-    (pristine / "dags").mkdir(parents=True, exist_ok=True)
-    return skipped
+def submission_commit(path: Path) -> str | None:
+    """The checked-out commit, read from .git without running git (its config is the learner's)."""
+    git = path.absolute() / ".git"
+    if not git.is_dir():
+        return None
+    try:
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+        if head.startswith("ref: "):
+            ref = head[5:].strip()
+            if ".." in ref:
+                return None
+            loose = git / ref
+            if loose.is_file():
+                head = loose.read_text(encoding="utf-8").strip()
+            else:
+                packed = (git / "packed-refs").read_text(encoding="utf-8") if (git / "packed-refs").is_file() else ""
+                head = next((line.split()[0] for line in packed.splitlines()
+                             if line.endswith(f" {ref}") and not line.startswith("#")), "")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return head if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head) else None
 
 
 def run(args: argparse.Namespace) -> int:
-    starters = submission_starters(args.path)
+    out = args.out.resolve()
+    instructor = out / INSTRUCTOR_FOLDER
+    instructor.mkdir(parents=True, exist_ok=True)
+    (out / "pytest-output.txt").unlink(missing_ok=True)  # an older grade's log: the log is instructor-only now
     root = args.root.resolve()
+    rubric = load(root)
+    exercises = list(rubric.exercises)
+    learner = str(args.path)
+    commit = submission_commit(args.path)
+
+    def could_not_grade(why: str) -> int:
+        empty = grade(rubric, exercises, Run(notes=[why]), target="starter", submission=learner)
+        empty.verdict, empty.flags, empty.commit = "could_not_grade", ["infrastructure"], commit
+        reports.write_all(empty, out)
+        print(f"workbook grade-submission: {why}", file=sys.stderr)
+        return EXIT_COULD_NOT_GRADE
+
+    bwrap = None
+    if not args.no_sandbox:
+        try:
+            bwrap = sandbox.probe()
+        except sandbox.SandboxUnavailable as error:
+            return could_not_grade(f"refusing to grade without a sandbox: {error}. Pass --no-sandbox only for "
+                                   "code you trust.")
+    starters = submission_starters(args.path)
     with tempfile.TemporaryDirectory(prefix="workbook-submission-") as scratch:
-        copy = Path(args.keep).resolve() if args.keep else Path(scratch) / "repo"
-        pristine_copy(root, copy)
-        skipped = take_learner_files(starters, copy)
-        grade = grade_tree(copy, target="starter", per_test_timeout=args.per_test_timeout,
-                           run_timeout=args.run_timeout, out=args.out.resolve(), echo=args.echo,
-                           reveal_hidden=args.reveal_hidden, submission=str(args.path))
-        grade.notes += [f"not taken from the submission: {item}" for item in skipped]
-        return publish(grade, args)
+        tree_root = Path(args.keep).resolve() if args.keep else Path(scratch) / "tree"
+        if args.keep and tree_root.exists():
+            shutil.rmtree(tree_root)
+        tree = graded_tree.build(root, starters, tree_root)
+        if tree.refusals:
+            refused = withhold(grade(rubric, exercises, Run(), target="starter", submission=learner), "refused",
+                               "not graded: the submission was refused (see the notes)")
+            refused.flags = [f"refused: {reason}" for reason in tree.refusals]
+            refused.notes = [f"Refused: {reason}." for reason in tree.refusals] + [
+                f"not taken from the submission: {item}" for item in tree.skipped]
+            refused.commit = commit
+            _write_instructor(instructor, refused, evidence=[], flags=[])
+            return publish(refused, args)
+        flags = review.scan(tree.root / LEARNER_OWNED)
+        planted = canaries.plant(tree.root, exercises)
+        before = graded_tree.digest(tree.root)
+        log = instructor / "pytest-output.txt"
+        log.write_text("", encoding="utf-8")
+        paths = test_paths(tree.root, exercises)
+        options = RunOptions(
+            root=tree.root, target="starter", paths=paths, per_test_timeout=args.per_test_timeout,
+            run_timeout=args.run_timeout, log=log, log_is_safe=False, echo=args.echo and args.reveal_hidden,
+            sandbox=Sandbox(bwrap=bwrap, cache=tree.root / graded_tree.CACHE_FOLDER) if bwrap else None)
+        try:
+            result = run_suite(options) if paths else Run(notes=["no exercise has a test folder yet"])
+        except GradingError as error:
+            return could_not_grade(str(error))
+        evidence = [f"graded tree {line}" for line in graded_tree.changes(before, graded_tree.digest(tree.root))]
+        cut = any("was cut" in note for note in result.notes)
+        evidence = canaries.evidence(planted, result, run_was_cut=cut) + evidence
+        canaries.remove(planted, result)
+        result.notes = [_hide_canaries(note, planted) for note in result.notes]
+        skipped = [f"not taken from the submission: {item}" for item in tree.skipped]
+        if bwrap is None:
+            skipped.append("graded without a sandbox (--no-sandbox): only for trusted code")
+        if args.echo and not args.reveal_hidden:
+            skipped.append("--echo shows pytest's output only with --reveal-hidden (it holds the hidden tests)")
+        shown = grade(rubric, exercises, result, target="starter", reveal_hidden=args.reveal_hidden,
+                      submission=learner)
+        full = grade(rubric, exercises, result, target="starter", reveal_hidden=True, submission=learner)
+        for graded in (shown, full):
+            graded.notes += skipped
+            graded.commit = commit
+            graded.flags = (["unsandboxed"] if bwrap is None else []) + review.short_flags(flags)
+            if evidence:
+                withhold(graded, "tampered", "not graded: the run was tampered with")
+                graded.flags.insert(0, "tampered")
+                graded.notes.insert(0, TAMPERED_NOTE)
+        _write_instructor(instructor, full, evidence=evidence, flags=flags)
+        return publish(shown, args)
+
+
+def _hide_canaries(note: str, planted: list[canaries.Canary]) -> str:
+    for canary in planted:
+        note = note.replace(canary.nodeid, CANARY_NAME)
+    return note
+
+
+def _write_instructor(folder: Path, full: Grade, *, evidence: list[str], flags: list[review.Flag]) -> None:
+    """DIR/instructor/: the full report (hidden details, tamper evidence, review flags) and its JSON."""
+    lines = []
+    if evidence:
+        lines += ["# Tampering evidence", "", *[f"- {line}" for line in evidence], ""]
+    if flags:
+        lines += ["# Review flags (read these lines before trusting the grade)", "",
+                  *[f"- `{flag.where}`: {flag.what}" for flag in flags], ""]
+    body = "\n".join(lines) + ("\n" if lines else "") + reports.markdown(full)
+    for name, text in (("report.md", body),
+                       ("results.json", json.dumps(full.to_json() | {"evidence": evidence,
+                                                                     "review": [f.__dict__ for f in flags]},
+                                                   indent=2, ensure_ascii=False) + "\n")):
+        tmp = folder / f"{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(folder / name)

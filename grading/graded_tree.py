@@ -1,0 +1,175 @@
+"""The tree a submission is graded in: what a learner release holds, plus the hidden tests and the full
+rubric, with the learner's starters/ in it. No solutions/, no .git, no instructor-only tools, nothing of the
+instructor repo but copies. Built fresh for every submission; hashed before and after the run.
+
+Only regular `.py` files of the submission's starters/ (and DAG folder files) are taken. Files that would
+run code outside the graded modules (compiled modules, site hooks, conftest.py, Airflow's local settings)
+refuse the whole submission: a reviewer reads the `.py`, the interpreter would run something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+from grading.release import CACHE_NAMES, FILES, FOLDERS, INSTRUCTOR_ONLY_GRADING, is_excluded_test
+
+LEARNER_OWNED = "starters"
+MAX_FILE_BYTES = 5 * 1024 * 1024
+# Data files a DAG folder may carry next to its DAGs (SQL, templates, small configs).
+DAG_DATA_SUFFIXES = {".sql", ".json", ".yaml", ".yml", ".txt", ".md", ".csv", ".j2", ".jinja"}
+COMPILED_SUFFIXES = {".so", ".pyd", ".pyc", ".pyo", ".dll", ".dylib"}
+# Names Python or Airflow import on their own, before or beside the graded code.
+AUTO_IMPORTED = {"sitecustomize.py", "usercustomize.py", "conftest.py", "airflow_local_settings.py"}
+CACHE_FOLDER = ".cache"
+# The copy of the metadata DB template lives here: the harness locks and reads it, so it stays writable
+# inside the sandbox; it is not hashed (a submission that spoils it spoils only its own run).
+UNHASHED = {CACHE_FOLDER}
+
+
+@dataclass
+class GradedTree:
+    root: Path
+    refusals: list[str] = field(default_factory=list)  # any of them: the submission is not graded
+    skipped: list[str] = field(default_factory=list)  # left out, noted in the report
+
+
+def refusal_reason(relative: Path) -> str | None:
+    """Why a file in starters/ makes the submission ungradable, or None."""
+    name = relative.name
+    if relative.suffix in COMPILED_SUFFIXES and "__pycache__" not in relative.parts:
+        return f"{LEARNER_OWNED}/{relative.as_posix()} is a compiled module (only .py source is graded)"
+    if name.endswith(".pth"):
+        return f"{LEARNER_OWNED}/{relative.as_posix()} is a .pth file (it would run at interpreter start)"
+    if name in AUTO_IMPORTED:
+        return f"{LEARNER_OWNED}/{relative.as_posix()} would be imported by Python, pytest or Airflow on its own"
+    return None
+
+
+def build(root: Path, starters: Path, into: Path) -> GradedTree:
+    """Build the graded tree of `starters` (the submission's folder) into `into` (a new folder)."""
+    root = root.resolve()
+    tree = GradedTree(root=into)
+    if starters.is_symlink():
+        tree.refusals.append(f"{LEARNER_OWNED}/ is a symlink (to {os.readlink(starters)})")
+        return tree
+    into.mkdir(parents=True)
+    _copy_instructor_side(root, into)
+    _take_learner_files(root, starters, tree)
+    _copy_db_template(root, into)
+    _make_readable(into)
+    return tree
+
+
+def _copy_instructor_side(root: Path, into: Path) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder)
+        skipped = set()
+        for name in names:
+            relative = (here / name).relative_to(root)
+            if name in CACHE_NAMES or name.endswith((".pyc", ".egg-info")) or (here / name).is_symlink():
+                skipped.add(name)
+            elif relative.parts[0] == "tests" and is_excluded_test(relative) and relative.name != "test_hidden.py":
+                skipped.add(name)  # the grading tool's own tests (they carry fixture solutions)
+            elif relative.parts[0] == "grading" and len(relative.parts) == 2 and name in INSTRUCTOR_ONLY_GRADING:
+                skipped.add(name)
+        return skipped
+
+    for folder in FOLDERS:
+        if folder != LEARNER_OWNED and (root / folder).is_dir():
+            shutil.copytree(root / folder, into / folder, ignore=ignore)
+    # grading/ is this grader's own code (its pytest plugin runs in the graded process), never a copy's.
+    grader = Path(__file__).resolve().parent
+    shutil.copytree(grader, into / "grading", ignore=lambda folder, names: {
+        n for n in names if n in CACHE_NAMES or n.endswith(".pyc") or
+        (Path(folder) == grader and n in INSTRUCTOR_ONLY_GRADING)})
+    for name in FILES:
+        if (root / name).is_file():
+            shutil.copyfile(root / name, into / name)
+    # The full rubric (hidden criteria included) replaces nothing: FOLDERS already copied exercises/ whole.
+
+
+def _take_learner_files(root: Path, starters: Path, tree: GradedTree) -> None:
+    target = tree.root / LEARNER_OWNED
+    target.mkdir()
+    if starters.is_dir():
+        for source in sorted(starters.rglob("*")):
+            relative = source.relative_to(starters)
+            if any(part in CACHE_NAMES for part in relative.parts[:-1]) or relative.name in CACHE_NAMES:
+                continue
+            if source.is_symlink():
+                tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} (a symlink)")
+                continue
+            reason = refusal_reason(relative)
+            if reason:
+                tree.refusals.append(reason)
+                continue
+            mode = source.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            wanted = relative.suffix == ".py" or (relative.parts[0] == "dags" and relative.suffix in DAG_DATA_SUFFIXES)
+            if not stat.S_ISREG(mode) or not wanted:
+                tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} (only .py files are graded)")
+                continue
+            if source.stat().st_size > MAX_FILE_BYTES:
+                tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} "
+                                    f"(larger than {MAX_FILE_BYTES // 1024 // 1024} MiB)")
+                continue
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / relative)
+    # The workbook's own plumbing in starters/ (package marker, the todo helper) is restored if deleted.
+    for name in ("__init__.py", "_todo.py"):
+        shipped = root / LEARNER_OWNED / name
+        if shipped.is_file() and not (target / name).exists():
+            shutil.copyfile(shipped, target / name)
+    (target / "dags").mkdir(exist_ok=True)
+
+
+def _copy_db_template(root: Path, into: Path) -> None:
+    """Copy (never link) the migrated metadata DB template, so the graded run cannot spoil the instructor's."""
+    name = f"airflow-db-{version('apache-airflow')}"
+    template = root / CACHE_FOLDER / name / "airflow.db"
+    folder = into / CACHE_FOLDER / name
+    folder.mkdir(parents=True)
+    if template.is_file():
+        shutil.copyfile(template, folder / "airflow.db")
+
+
+def _make_readable(into: Path) -> None:
+    """The sandboxed user is not the owner: everything readable, the DB template's copy writable."""
+    for folder, _dirs, files in os.walk(into):
+        here = Path(folder)
+        writable = here.relative_to(into).parts[:1] == (CACHE_FOLDER,)
+        here.chmod(0o777 if writable else 0o755)
+        for name in files:
+            (here / name).chmod(0o666 if writable else 0o644)
+    into.chmod(0o755)
+
+
+def digest(root: Path) -> dict[str, str]:
+    """sha256 of every file (and the target of every link) in the tree, by relative path."""
+    hashes = {}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not (here == root and d in UNHASHED))
+        for name in sorted(files) + [d for d in dirs if (here / d).is_symlink()]:
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                hashes[relative] = "link:" + os.readlink(path)
+            else:
+                hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What differs between two digests, one line per file."""
+    lines = [f"changed: {p}" for p in sorted(before) if p in after and after[p] != before[p]]
+    lines += [f"removed: {p}" for p in sorted(set(before) - set(after))]
+    lines += [f"added: {p}" for p in sorted(set(after) - set(before))]
+    return lines
