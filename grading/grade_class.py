@@ -655,7 +655,7 @@ def describe(record: dict[str, Any], graded_now: bool) -> str:
     else:
         result = f"{record['points']}/{record['max_points']} ({record['percent']:g} %)"
         if verdict != "graded":
-            result = f"{VERDICT_FLAG[verdict]}, scored 0 ({result} before review)"
+            result = f"{VERDICT_FLAG[verdict]}: scored 0/{record['max_points']}, to review"
     suffix = f" at {record['commit'][:12]}" if record.get("commit") else ""
     return f"{record['learner']}{suffix}: {result}" + ("" if graded_now else " (already graded, skipped)")
 

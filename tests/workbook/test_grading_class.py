@@ -43,11 +43,44 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_workbook(tmp_path_factory.mktemp("instructor") / "workbook")
 
 
+# Two cheats of the class, with the verdict grade-submission must reach (and the gradebook must show).
+# The forgery is in every starter module, so it is active in whichever test process runs a canary.
+FORGED_REPORTS = '''
+from _pytest.reports import TestReport as _Report
+
+_make_report = _Report.from_item_and_call.__func__
+
+
+def _passed(cls, item, call):
+    report = _make_report(cls, item, call)
+    report.outcome, report.longrepr = "passed", None
+    return report
+
+
+_Report.from_item_and_call = classmethod(_passed)
+'''
+CHEATS = {"forges_reports": "tampered", "symlinks_starters": "refused"}
+
+
+def make_cheat(name: str, workbook: Path, into: Path) -> Path:
+    learner = make_submission("half_done", workbook, into)
+    if name == "forges_reports":
+        for module in ("mini.py", "greeting.py"):
+            path = learner / "starters" / module
+            path.write_text(path.read_text(encoding="utf-8") + FORGED_REPORTS, encoding="utf-8")
+    else:  # the work is real, but starters/ is a link: grade-submission refuses what a link could point at
+        (learner / "starters").rename(learner / "my_work")
+        (learner / "starters").symlink_to("my_work")
+    return learner
+
+
 @pytest.fixture(scope="module")
 def class_folder(workbook: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("class")
     for name in NAMES:
         make_submission(name, workbook, folder / name)
+    for name in CHEATS:
+        make_cheat(name, workbook, folder / name)
     (folder / BROKEN).mkdir()
     (folder / BROKEN / "README.md").write_text("no starters here\n", encoding="utf-8")
     return folder
@@ -68,7 +101,10 @@ def gradebook(out: Path) -> dict[str, dict[str, str]]:
 
 def expected_row(name: str, rubric) -> dict[str, str]:
     """The gradebook row grading_fixtures/expected/NAME.json implies (tampered and refused score 0)."""
-    expected = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
+    if name in CHEATS:
+        expected = {"verdict": CHEATS[name], "criteria": {}, "total": {"max_points": rubric.points}}
+    else:
+        expected = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
     verdict = expected.get("verdict", "graded")
     earned = {c: want["points"] for c, want in expected["criteria"].items()} if verdict == "graded" else {}
     row = {"learner": name, "verdict": verdict}
@@ -116,9 +152,10 @@ def test_a_submission_that_cannot_be_graded_gets_its_row_and_the_class_goes_on(g
     assert row["verdict"] == "could_not_grade" and row["points"] == "" and row["percent"] == "", row
     assert row["flags"].startswith("could not grade: ") and "has no starters/ folder" in row["flags"], row
     assert code == 2, f"grade-class with a submission it could not grade: exit {code}, expected 2"
-    assert set(gradebook(out)) == {*NAMES, BROKEN}, sorted(gradebook(out))
+    everyone = {*NAMES, *CHEATS, BROKEN}
+    assert set(gradebook(out)) == everyone, sorted(gradebook(out))
     lines = [line for line in printed.splitlines() if line.startswith("[")]
-    assert len(lines) == len(NAMES) + 1 and lines[-1].startswith(f"[{len(NAMES) + 1}/{len(NAMES) + 1}] "), printed
+    assert len(lines) == len(everyone) and lines[-1].startswith(f"[{len(everyone)}/{len(everyone)}] "), printed
 
 
 @SLOW
@@ -137,6 +174,8 @@ def test_summary_counts_what_the_class_missed(graded_class, workbook):
     assert "![score histogram](histogram.png)" in summary, summary
     assert (out / "histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "histogram.png is not a PNG"
     assert f"| {BROKEN} | could not grade |" in summary, summary
+    for name, verdict in CHEATS.items():
+        assert f"| {name} | {verdict} |" in summary, f"summary.md does not list {name} to review:\n{summary}"
 
 
 def running_tests(pid: int, deadline: float) -> list[psutil.Process]:
