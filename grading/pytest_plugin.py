@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Recorder:
         self.file = file
         self.pid = os.getpid()
         self.reap_clones = reap_clones
+        self.per_test_timeout = 0.0
         self.gate = gate
         self.reports: dict[str, list[pytest.TestReport]] = {}
         self.exercise_failed: dict[str, int] = {}  # exercise -> the fastest speed class that failed in it
@@ -82,6 +84,9 @@ class Recorder:
     # ---- running ---------------------------------------------------------------------------------------
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.write(event="start", nodeid=nodeid, at=time.time())
+        if self.reap_clones:
+            self.watchdog = _Watchdog(self.per_test_timeout)
+            self.watchdog.start()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -124,6 +129,7 @@ class Recorder:
         self.write(event="result", nodeid=nodeid, outcome=outcome, message=message, timed_out=timed_out,
                    duration=round(duration, 3))
         if self.reap_clones:
+            self.watchdog.finished.set()
             _kill_forked_copies()
         if outcome != "passed" and outcome != "not_run" and reports:
             last = reports[-1]
@@ -135,6 +141,8 @@ class Recorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.write(event="finish", exitstatus=int(exitstatus))
+        if self.reap_clones:
+            _kill_forked_copies()  # the sandbox ends only when its last process has
 
     def _gate_reason(self, item: pytest.Item) -> str | None:
         criteria = _criteria(item)
@@ -159,8 +167,11 @@ def pytest_configure(config: pytest.Config) -> None:
     elif path:
         file = Path(path).open("a", encoding="utf-8")
     if file is not None:
-        recorder = Recorder(file, config.getoption("--grading-gate"),
-                            reap_clones=os.environ.pop(SANDBOXED_VAR, "") == "1")
+        sandboxed = os.environ.pop(SANDBOXED_VAR, "") == "1"
+        if sandboxed:
+            os.register_at_fork(after_in_child=_demote)
+        recorder = Recorder(file, config.getoption("--grading-gate"), reap_clones=sandboxed)
+        recorder.per_test_timeout = float(config.getoption("timeout", default=0) or 0)
         config.stash[_record_key] = {"recorder": recorder}
         config.pluginmanager.register(recorder, "grading-recorder")
 
@@ -180,32 +191,61 @@ def _hide_fd(fd: int) -> int:
     return target
 
 
+class _Watchdog(threading.Thread):
+    """When a test outlives its timeout, copies it forked may be what keeps it from ending (a fork bomb
+    starves the timeout's signal): end them and signal the test again."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.timeout = timeout
+        self.finished = threading.Event()
+        self.main = threading.main_thread().ident
+
+    def run(self) -> None:
+        if self.timeout <= 0:
+            return
+        while not self.finished.wait(self.timeout + 1):
+            _kill_forked_copies()
+            if not self.finished.is_set() and self.main is not None:
+                signal.pthread_kill(self.main, signal.SIGALRM)
+
+
+def _demote() -> None:
+    """A copy a test forks of this process runs only when nothing else wants the CPU (it cannot undo that
+    unprivileged), so a fork bomb cannot starve the tests; copies still alive after the test are killed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
+
+
 def _kill_forked_copies() -> None:
-    """In the sandbox (its own PID namespace), end copies of this process a test forked and left running."""
+    """In the sandbox (its own PID namespace), end every copy of this process a test forked and left running.
+
+    A copy has this process's command line (a fork without exec); its own copies are orphans by the time
+    their parent is killed, so every such process is ended, pass after pass, until none is left.
+    """
     me = os.getpid()
     try:
         own = Path(f"/proc/{me}/cmdline").read_bytes()
     except OSError:
         return
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            if (entry / "cmdline").read_bytes() == own and _descends_from(int(entry.name), me):
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    for _ in range(64):
-        if pid == ancestor:
-            return True
-        if pid <= 1:
-            return False
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return False
+    for _ in range(100):
+        copies = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != me:
+                try:
+                    if (entry / "cmdline").read_bytes() == own:
+                        copies.append(int(entry.name))
+                except OSError:
+                    continue
+        if not copies:
+            return
+        for pid in copies:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
 
 
 def _criteria(item: pytest.Item) -> list[str]:

@@ -38,6 +38,7 @@ class Run:
     notes: list[str] = field(default_factory=list)  # crashes, cut runs: shown in every report
     exit_codes: list[int] = field(default_factory=list)
     duration: float = 0.0
+    violations: list[str] = field(default_factory=list)  # record lines no honest test process writes
 
     def add_events(self, lines: list[dict[str, Any]]) -> None:
         for event in lines:
@@ -176,6 +177,29 @@ def withhold(grade_: Grade, verdict: str, reason: str) -> Grade:
         exercise.collection_errors = {}
     grade_.verdict = verdict
     return grade_
+
+
+QUOTED_SECRET = "(withheld: the message quoted a hidden test or a solution)"
+
+
+def scrub(grade_: Grade, quotes_a_secret) -> int:
+    """Replace every message, note and import error for which `quotes_a_secret(text)` holds; returns how many.
+
+    A submission can read the hidden tests (they must be readable to run) and put their text into its own
+    public failure messages: those never reach a learner-visible file.
+    """
+    count = 0
+    for exercise in grade_.exercises:
+        for c in exercise.criteria:
+            if c.message and quotes_a_secret(c.message):
+                c.message, count = QUOTED_SECRET, count + 1
+        for path, message in list(exercise.collection_errors.items()):
+            if quotes_a_secret(message):
+                exercise.collection_errors[path], count = QUOTED_SECRET, count + 1
+    for number, note in enumerate(grade_.notes):
+        if quotes_a_secret(note):
+            grade_.notes[number], count = QUOTED_SECRET, count + 1
+    return count
 
 
 def hidden_tests(rubric: Rubric, run: Run) -> tuple[set[str], set[str]]:

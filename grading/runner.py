@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from grading import sandbox
+from grading import record_check, sandbox
 from grading.pytest_plugin import CHANNEL_FD_VAR, SANDBOXED_VAR
 from grading.results import Run, read_events
 
@@ -69,7 +69,7 @@ class Sandbox:
 def sandbox_env(root: Path) -> dict[str, str]:
     """Everything the sandboxed process gets: no variable of the caller's but the locale."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": sandbox.HOME,
-           "TMPDIR": "/tmp", "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC",
+           "TMPDIR": "/tmp", "USER": "grader", "LOGNAME": "grader", "LANG": os.environ.get("LANG", "C.UTF-8"), "TZ": "UTC",
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1",
            SANDBOXED_VAR: "1"}
     return env
@@ -118,9 +118,11 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
                 run.notes.append(f"the run was cut after {options.run_timeout:g} s; tests not run earn nothing")
                 break
             seen_before = len(read_events(record))
+            lines_before = len(record.read_bytes().splitlines())
             seen_as = Path(SANDBOX_DESELECT) if options.sandbox and deselect else deselect
             code, cut = _run_once(options, pytest_command(options, seen_as), remaining, record, deselect)
             run.exit_codes.append(code)
+            run.violations += record_check.check_file(record, lines_before)
             events = read_events(record)
             finished = any(e.get("event") == "finish" for e in events[seen_before:])
             if cut:
@@ -179,6 +181,7 @@ def _one_exercise_at_a_time(options: RunOptions, run: Run, started: float, done:
         run.collection_errors.update(part.collection_errors)
         run.notes.extend(part.notes)
         run.exit_codes.extend(part.exit_codes)
+        run.violations.extend(part.violations)
 
 
 def _deselect_file(scratch: Path, done: frozenset[str]) -> Path:

@@ -6,7 +6,7 @@ of the DB template are the only places it can write. New PID, network (loopback 
 namespaces; bwrap dies with the grader and takes every process of the sandbox with it. The environment is
 cleared: no instructor HOME, tokens or variables get in.
 
-When the grader runs as root, the tests run as an unprivileged user (`nobody`): the kernel never applies
+When the grader runs as root, the tests run as an unprivileged uid of their own: the kernel never applies
 RLIMIT_NPROC to uid 0, so a fork bomb would not be stopped otherwise. Not as root, bwrap runs in a user
 namespace of the calling user (GitHub's runners: the AppArmor-profiled /usr/bin/bwrap).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SYSTEM_BWRAP = Path("/usr/bin/bwrap")
-UNPRIVILEGED_UID = 65534
+# As root, the tests run as a uid of their own, picked per run from a range no account uses: RLIMIT_NPROC
+# counts every process of a uid, so a shared one (nobody) would let two grades starve each other.
+UID_RANGE = (3_000_000, 3_999_999)
 # Limits per process of the sandbox (measured: benchmarks/README.md). RLIMIT_AS would break Airflow's
 # many-threaded processes (each thread reserves arenas it never touches): RLIMIT_DATA counts what is written.
 MEMORY_BYTES = 3 * 1024**3
@@ -107,7 +110,7 @@ def command(bwrap: Path, inner: list[str], *, tree: Path, cache: Path, env: dict
     args += ["--perms", "0755", "--dir", "/etc"]
     for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev",
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",  # multiprocessing's locks
              *(["--size", str(TMPFS_BYTES)] if supports_size(bwrap) else []), "--perms", "1777", "--tmpfs", "/tmp",
              "--perms", "1777", "--dir", HOME]
     for prefix in _outermost(python_prefixes):
@@ -119,7 +122,7 @@ def command(bwrap: Path, inner: list[str], *, tree: Path, cache: Path, env: dict
         args += [*_parents(Path(seen_as)), "--ro-bind", str(source), seen_as]
     args += ["--"]
     if as_root():
-        args += _drop_to_nobody()
+        args += _drop_privileges()
     return args + inner
 
 
@@ -130,14 +133,15 @@ def supports_size(bwrap: Path) -> bool:
     return numbers >= [0, 10]
 
 
-def _drop_to_nobody() -> list[str]:
+def _drop_privileges() -> list[str]:
     setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    return [setpriv, f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+    uid = secrets.SystemRandom().randint(*UID_RANGE)
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
 def root_capabilities() -> list[str]:
-    """As root, bwrap drops every capability: setpriv needs these two to become `nobody`."""
+    """As root, bwrap drops every capability: setpriv needs them to become an unprivileged uid."""
     return ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"] if as_root() else []
 
 

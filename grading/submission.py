@@ -24,7 +24,8 @@ from pathlib import Path
 
 from grading import canaries, graded_tree, reports, review, sandbox
 from grading.grade import add_grading_options, publish, test_paths
-from grading.results import Grade, Run, grade, withhold
+from grading.release import solution_code
+from grading.results import Grade, Run, grade, scrub, withhold
 from grading.rubric import load
 from grading.runner import GradingError, RunOptions, Sandbox, run_suite
 
@@ -44,6 +45,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the graded tree in this folder (debugging)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the tests without bubblewrap (only for code you trust)")
+    parser.add_argument("--max-processes", type=int, default=sandbox.PROCESSES,
+                        help="processes and threads the sandboxed tests may have at once (default: %(default)s)")
+    parser.add_argument("--max-memory-gib", type=float, default=sandbox.MEMORY_BYTES / 1024**3,
+                        help="memory (data segment) per sandboxed process, GiB (default: %(default)g)")
     add_grading_options(parser, default_out="reports/submission")
     parser.set_defaults(handler=run)
 
@@ -131,14 +136,15 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(
             root=tree.root, target="starter", paths=paths, per_test_timeout=args.per_test_timeout,
             run_timeout=args.run_timeout, log=log, log_is_safe=False, echo=args.echo and args.reveal_hidden,
-            sandbox=Sandbox(bwrap=bwrap, cache=tree.root / graded_tree.CACHE_FOLDER) if bwrap else None)
+            sandbox=Sandbox(bwrap=bwrap, cache=tree.root / graded_tree.CACHE_FOLDER, limits=sandbox.Limits(
+                memory_bytes=int(args.max_memory_gib * 1024**3), processes=args.max_processes)) if bwrap else None)
         try:
             result = run_suite(options) if paths else Run(notes=["no exercise has a test folder yet"])
         except GradingError as error:
             return could_not_grade(str(error))
         evidence = [f"graded tree {line}" for line in graded_tree.changes(before, graded_tree.digest(tree.root))]
         cut = any("was cut" in note for note in result.notes)
-        evidence = canaries.evidence(planted, result, run_was_cut=cut) + evidence
+        evidence = canaries.evidence(planted, result, run_was_cut=cut) + result.violations + evidence
         canaries.remove(planted, result)
         result.notes = [_hide_canaries(note, planted) for note in result.notes]
         skipped = [f"not taken from the submission: {item}" for item in tree.skipped]
@@ -149,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         shown = grade(rubric, exercises, result, target="starter", reveal_hidden=args.reveal_hidden,
                       submission=learner)
         full = grade(rubric, exercises, result, target="starter", reveal_hidden=True, submission=learner)
+        if not args.reveal_hidden and scrub(shown, secret_detector(root, tree.root)):
+            skipped.append("some messages were withheld: they quoted a hidden test or a solution")
         for graded in (shown, full):
             graded.notes += skipped
             graded.commit = commit
@@ -159,6 +167,26 @@ def run(args: argparse.Namespace) -> int:
                 graded.notes.insert(0, TAMPERED_NOTE)
         _write_instructor(instructor, full, evidence=evidence, flags=flags)
         return publish(shown, args)
+
+
+SECRET_LINE_LENGTH = 20
+
+
+def secret_detector(root: Path, tree: Path):
+    """Does a text quote a hidden test's source or the solutions' code?"""
+    hidden, public = set(), set()
+    for path in (tree / "tests").rglob("test_*.py"):
+        lines = {line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if len(line.strip()) >= SECRET_LINE_LENGTH}
+        (hidden if path.name.startswith("test_hidden") else public).update(lines)
+    hidden -= public
+    code = solution_code(root) if (root / "solutions").is_dir() else None
+
+    def quotes_a_secret(text: str) -> bool:
+        if any(line in text for line in hidden):
+            return True
+        return code is not None and (any(line in text for line in code.lines) or bool(code.leaks_in(text)))
+    return quotes_a_secret
 
 
 def _hide_canaries(note: str, planted: list[canaries.Canary]) -> str:

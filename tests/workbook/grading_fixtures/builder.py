@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,9 @@ EXPECTED = HERE / "expected"
 # The real workbook machinery the fixture workbook runs on: conftest and harness, simulators, pytest config.
 MACHINERY = ("tests/__init__.py", "tests/conftest.py", "tests/harness", "fixtures", "pyproject.toml",
              "starters/__init__.py", "starters/_todo.py")
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+IGNORED = ("__pycache__", "*.pyc")
+IGNORE = shutil.ignore_patterns(*IGNORED)
+PREPARE = "prepare.py"
 
 
 def make_workbook(into: Path) -> Path:
@@ -39,5 +42,9 @@ def make_submission(name: str, workbook: Path, into: Path) -> Path:
 
     release = build(workbook, into)
     assert not release.leaks, release.leaks
-    shutil.copytree(SUBMISSIONS / name, into, dirs_exist_ok=True)
+    shutil.copytree(SUBMISSIONS / name, into, dirs_exist_ok=True, ignore=shutil.ignore_patterns(PREPARE, *IGNORED))
+    prepare = SUBMISSIONS / name / PREPARE
+    if prepare.is_file():
+        # What a folder of files cannot hold (a symlinked starters/, a binary): made by the fixture's prepare().
+        runpy.run_path(str(prepare))["prepare"](into, workbook)
     return into

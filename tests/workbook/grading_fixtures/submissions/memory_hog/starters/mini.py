@@ -1,0 +1,29 @@
+"""Exercise 1: add() asks for 8 GiB."""
+
+from __future__ import annotations
+
+
+def add(a: int, b: int) -> int:
+    """Return the sum of a and b."""
+    hog = b"x" * (8 * 1024**3)
+    return a + b + len(hog) * 0
+
+
+KNOWN = ("ok", "down")
+
+
+def parse_status(payload: dict[str, str]) -> str:
+    """The payload's status, lower-cased, when it is 'ok' or 'down'; ValueError otherwise."""
+    status = str(payload.get("status", "")).lower()
+    if status not in KNOWN:
+        raise ValueError(f"unknown status {status!r}")
+    return status
+
+
+class Countdown:
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def ticks(self) -> list[int]:
+        """start, start - 1, ..., 0."""
+        return list(range(self.start, -1, -1))

@@ -1,0 +1,1 @@
+"""Loaded by pytest when it collects from starters/."""

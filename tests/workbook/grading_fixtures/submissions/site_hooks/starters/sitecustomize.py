@@ -1,0 +1,4 @@
+"""Imported by Python at start-up, before any test."""
+import builtins
+
+builtins.GRADED = True
