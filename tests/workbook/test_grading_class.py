@@ -28,7 +28,11 @@ from grading.grade_class import (
 from grading.rubric import load
 from tests.workbook.grading_fixtures.builder import EXPECTED, SUBMISSIONS, make_submission, make_workbook
 
-NAMES = sorted(p.name for p in SUBMISSIONS.iterdir() if p.is_dir())
+# The class: the honest and failing fixtures, and one cheat of each verdict. The other adversarial fixtures
+# (fork bomb, memory hog, ...) are graded one by one in test_grading_submissions.py; in a class run they
+# would only make every other grade wait for their limits.
+NAMES = ["crashes_on_import", "edits_tests", "exits_process", "half_done", "hangs", "patches_report",
+         "starters_symlink", "imports_solutions"]
 BROKEN = "no_starters"  # not a learner repo at all: the class must go on without it
 TIMEOUT = "3"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,44 +47,11 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_workbook(tmp_path_factory.mktemp("instructor") / "workbook")
 
 
-# Two cheats of the class, with the verdict grade-submission must reach (and the gradebook must show).
-# The forgery is in every starter module, so it is active in whichever test process runs a canary.
-FORGED_REPORTS = '''
-from _pytest.reports import TestReport as _Report
-
-_make_report = _Report.from_item_and_call.__func__
-
-
-def _passed(cls, item, call):
-    report = _make_report(cls, item, call)
-    report.outcome, report.longrepr = "passed", None
-    return report
-
-
-_Report.from_item_and_call = classmethod(_passed)
-'''
-CHEATS = {"forges_reports": "tampered", "symlinks_starters": "refused"}
-
-
-def make_cheat(name: str, workbook: Path, into: Path) -> Path:
-    learner = make_submission("half_done", workbook, into)
-    if name == "forges_reports":
-        for module in ("mini.py", "greeting.py"):
-            path = learner / "starters" / module
-            path.write_text(path.read_text(encoding="utf-8") + FORGED_REPORTS, encoding="utf-8")
-    else:  # the work is real, but starters/ is a link: grade-submission refuses what a link could point at
-        (learner / "starters").rename(learner / "my_work")
-        (learner / "starters").symlink_to("my_work")
-    return learner
-
-
 @pytest.fixture(scope="module")
 def class_folder(workbook: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("class")
     for name in NAMES:
         make_submission(name, workbook, folder / name)
-    for name in CHEATS:
-        make_cheat(name, workbook, folder / name)
     (folder / BROKEN).mkdir()
     (folder / BROKEN / "README.md").write_text("no starters here\n", encoding="utf-8")
     return folder
@@ -101,10 +72,7 @@ def gradebook(out: Path) -> dict[str, dict[str, str]]:
 
 def expected_row(name: str, rubric) -> dict[str, str]:
     """The gradebook row grading_fixtures/expected/NAME.json implies (tampered and refused score 0)."""
-    if name in CHEATS:
-        expected = {"verdict": CHEATS[name], "criteria": {}, "total": {"max_points": rubric.points}}
-    else:
-        expected = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
+    expected = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
     verdict = expected.get("verdict", "graded")
     earned = {c: want["points"] for c, want in expected["criteria"].items()} if verdict == "graded" else {}
     row = {"learner": name, "verdict": verdict}
@@ -124,8 +92,14 @@ def graded_class(workbook: Path, class_folder: Path, tmp_path_factory: pytest.Te
     return out, code, printed
 
 
-def test_the_fixture_submissions_include_honest_and_failing_ones():
-    assert {"half_done", "crashes_on_import", "hangs", "edits_tests"} <= set(NAMES), NAMES
+def expected_verdict(name: str) -> str:
+    return json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8")).get("verdict", "graded")
+
+
+def test_the_fixture_submissions_include_honest_failing_and_adversarial_ones():
+    assert set(NAMES) <= {p.name for p in SUBMISSIONS.iterdir() if p.is_dir()}, NAMES
+    verdicts = {expected_verdict(name) for name in NAMES}
+    assert {"graded", "tampered", "refused"} <= verdicts, f"expected verdicts of the fixtures: {verdicts}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -152,7 +126,7 @@ def test_a_submission_that_cannot_be_graded_gets_its_row_and_the_class_goes_on(g
     assert row["verdict"] == "could_not_grade" and row["points"] == "" and row["percent"] == "", row
     assert row["flags"].startswith("could not grade: ") and "has no starters/ folder" in row["flags"], row
     assert code == 2, f"grade-class with a submission it could not grade: exit {code}, expected 2"
-    everyone = {*NAMES, *CHEATS, BROKEN}
+    everyone = {*NAMES, BROKEN}
     assert set(gradebook(out)) == everyone, sorted(gradebook(out))
     lines = [line for line in printed.splitlines() if line.startswith("[")]
     assert len(lines) == len(everyone) and lines[-1].startswith(f"[{len(everyone)}/{len(everyone)}] "), printed
@@ -174,8 +148,10 @@ def test_summary_counts_what_the_class_missed(graded_class, workbook):
     assert "![score histogram](histogram.png)" in summary, summary
     assert (out / "histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "histogram.png is not a PNG"
     assert f"| {BROKEN} | could not grade |" in summary, summary
-    for name, verdict in CHEATS.items():
-        assert f"| {name} | {verdict} |" in summary, f"summary.md does not list {name} to review:\n{summary}"
+    for name in NAMES:
+        verdict = expected_verdict(name)
+        if verdict != "graded":
+            assert f"| {name} | {verdict} |" in summary, f"summary.md does not list {name} to review:\n{summary}"
 
 
 def running_tests(pid: int, deadline: float) -> list[psutil.Process]:
