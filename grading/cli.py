@@ -16,7 +16,8 @@ from grading.rubric import RubricError, find_root
 from grading.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
-COMMAND_MODULES = ("check", "watch", "hint", "grade", "submission", "release", "instrument")
+COMMAND_MODULES = ("check", "watch", "hint", "grade", "submission", "grade_class", "class_status", "release",
+                   "instrument")
 MODULE_FILES = {"hint": "hints"}
 EXIT_COULD_NOT_RUN = 2
 # Commands that run the graded suite with this interpreter: they need the workbook's environment.

