@@ -190,7 +190,6 @@ def test_each_poke_logs_order_status_and_attempt(sensors, order_db, sensor_log):
             f"(N = task_reschedule_count + this instance's pokes), got {lines}")
 
 
-
 @pytest.mark.criterion("ex04.t1.logs_attempts")
 def test_attempts_count_on_across_reschedules(sensors, order_db, sensor_log):
     task = RescheduledTask(lambda: make_sensor(sensors, order_db.root, mode="reschedule"))
