@@ -66,7 +66,7 @@ def mutmut_config(exercise: Exercise) -> str:
         'source_paths = ["solutions"]',
         f"only_mutate = {json.dumps(files)}",
         'also_copy = ["fixtures", "grading", "starters", "exercises", "notebooks", "constraints.txt", "README.md"]',
-        # Unit tests only: under mutmut's tracing, nice 19 and five other suites on 2 cores, a dag.test() run
+        # Unit tests only: under mutmut's tracing, nice 19 and other suites on 2 cores, a dag.test() run
         # took over pytest-timeout's 120 s in the stats run, and every mutant of a function a DAG run touches
         # would pay a dag.test() (1-10 s). DAG task code therefore shows as "no tests".
         f'pytest_add_cli_args = ["--target=solution", "-m", "{MARKERS}", "-p", "no:cacheprovider", "-q", '

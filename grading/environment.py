@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 # What the graded suite imports first; any one missing means the wrong interpreter (or `make install` not run).
 REQUIRED_MODULES = ("airflow.sdk", "aiohttp", "pytest", "pytest_asyncio", "pytest_timeout")
 
 
 def missing_modules() -> list[str]:
+    """Looked up without importing anything: find_spec("airflow.sdk") would import airflow, which reads its
+    configuration once, before the suite has set AIRFLOW_HOME."""
     missing = []
     for name in REQUIRED_MODULES:
+        top, _, sub = name.partition(".")
         try:
-            found = importlib.util.find_spec(name) is not None
+            spec = importlib.util.find_spec(top)
         except (ImportError, ValueError):
-            found = False
+            spec = None
+        found = spec is not None and (not sub or any(
+            (Path(folder) / sub).is_dir() or (Path(folder) / f"{sub}.py").is_file()
+            for folder in (spec.submodule_search_locations or ())))
         if not found:
             missing.append(name)
     return missing

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
+from grading.channel import CHANNEL_FD_VAR, SANDBOXED_VAR
+
 SPEED_CLASSES = {"integration": 1, "e2e": 2}
-CHANNEL_FD_VAR = "WORKBOOK_GRADING_FD"
-SANDBOXED_VAR = "WORKBOOK_SANDBOXED"
 MESSAGE_LIMIT = 300
 _record_key = pytest.StashKey[dict[str, Any]]()
 _gate_key = pytest.StashKey[str]()

@@ -28,8 +28,9 @@ RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 # Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
 # has solutions and hidden tests, so it is not shipped).
 FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py"}
-# Tests of instructor-only grading modules (not shipped, so neither are their tests).
-INSTRUCTOR_ONLY_TESTS = {"test_isolation.py"}
+# Tests of instructor-only grading modules, and correct alternatives to the solutions with their test (not
+# shipped: an alternative is a solution).
+INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "test_alternative_solutions.py", "alternatives"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
@@ -63,7 +64,7 @@ def is_excluded_test(relative: Path) -> bool:
     return (name == "test_hidden.py"
             or (relative.parts[:2] == ("tests", "workbook") and
                 (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS or name in INSTRUCTOR_ONLY_TESTS
-                 or "grading_fixtures" in relative.parts)))
+                 or "grading_fixtures" in relative.parts or "alternatives" in relative.parts)))
 
 
 def public_rubric_text(text: str) -> str:

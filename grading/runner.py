@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grading import record_check, sandbox
-from grading.pytest_plugin import CHANNEL_FD_VAR, SANDBOXED_VAR
+from grading.channel import CHANNEL_FD_VAR, SANDBOXED_VAR
 from grading.results import Run, read_events
 
 MAX_RESTARTS = 3
@@ -122,10 +122,12 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
             seen_as = Path(SANDBOX_DESELECT) if options.sandbox and deselect else deselect
             code, cut = _run_once(options, pytest_command(options, seen_as), remaining, record, deselect)
             run.exit_codes.append(code)
+            if cut == FORK_BOMB:
+                run.notes.append(FORK_BOMB_NOTE)
             run.violations += record_check.check_file(record, lines_before)
             events = read_events(record)
             finished = any(e.get("event") == "finish" for e in events[seen_before:])
-            if cut:
+            if cut and cut != FORK_BOMB:  # a fork bomb is a crash of the test it ran in: the run goes on
                 run.notes.append(f"the run was cut after {options.run_timeout:g} s; tests not run earn nothing")
                 break
             if finished:
@@ -216,7 +218,8 @@ SANDBOX_DESELECT = "/run/grading-done.txt"
 
 def _run_once(options: RunOptions, command: list[str], timeout: float, record: Path,
               deselect: Path | None) -> tuple[int, bool]:
-    """Run pytest in its own process group (so a cut run leaves no child behind); returns (code, cut).
+    """Run pytest in its own process group (so a cut run leaves no child behind); returns (code, why it was
+    cut: "timeout", FORK_BOMB, or None).
 
     Its events arrive over a pipe (the write end inherited as WORKBOOK_GRADING_FD) and are appended to
     `record` here, by the parent.
@@ -250,10 +253,10 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
             os.close(write_end)
         collector.start()
         try:
-            return process.wait(timeout=timeout), False
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            return process.wait(), True
+            cut = _wait(process, timeout, options.sandbox.limits.processes if options.sandbox else None)
+            if cut:
+                _kill_group(process)
+            return process.wait(), cut
         except BaseException:
             _kill_group(process)
             process.wait()
@@ -292,6 +295,46 @@ class _Collector(threading.Thread):
         if self.is_alive():
             self.join(timeout=5)
         os.close(self.fd)
+
+
+# A sandboxed run that keeps this share of its process limit busy for this long is a fork bomb: the test
+# process cannot be trusted to stop it, so the grader ends the whole sandbox from outside.
+FORK_BOMB_SHARE, FORK_BOMB_SECONDS, GUARD_POLL_SECONDS = 0.9, 20.0, 2.0
+FORK_BOMB = "fork bomb"
+FORK_BOMB_NOTE = ("the test process was stopped from outside: the submission kept the sandbox at its process "
+                  "limit (a fork bomb)")
+
+
+def _wait(process: subprocess.Popen, timeout: float, process_limit: int | None) -> str | None:
+    """Wait for the test process; returns why it was cut ("timeout", FORK_BOMB), or None when it ended."""
+    deadline = time.monotonic() + timeout
+    crowded_since: float | None = None
+    while True:
+        try:
+            process.wait(timeout=max(min(GUARD_POLL_SECONDS, deadline - time.monotonic()), 0.01))
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now >= deadline:
+            return "timeout"
+        if process_limit is None:
+            continue
+        if _descendants(process.pid) >= FORK_BOMB_SHARE * process_limit:
+            crowded_since = crowded_since or now
+            if now - crowded_since >= FORK_BOMB_SECONDS:
+                return FORK_BOMB
+        else:
+            crowded_since = None
+
+
+def _descendants(pid: int) -> int:
+    import psutil
+
+    try:
+        return len(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return 0
 
 
 def _log_hint(log: Path | None) -> str:

