@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -164,11 +165,25 @@ def solution_dag(source: str) -> str:
     return "".join(lines)
 
 
+# Never part of a task's tree: environments, caches, VCS data, earlier reports.
+SKIP_NAMES = {".venv", ".git", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "reports",
+              ".ipynb_checkpoints", "node_modules", ".mypy_cache", "mutants"}
+
+
+def _copy_workbook(root: Path, into: Path) -> None:
+    """The instructor's workbook (not its venv, caches or VCS data), sharing the migrated DB template: these
+    trees hold the reference's own code, so nothing in them is a learner's."""
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in SKIP_NAMES or n.endswith((".pyc", ".egg-info"))}
+
+    shutil.copytree(root, into, ignore=ignore, symlinks=True, dirs_exist_ok=True)
+    if (root / ".cache").is_dir():
+        os.symlink(root / ".cache", into / ".cache")
+
+
 def build_task_tree(root: Path, exercise: Exercise, task: Task, into: Path) -> None:
     """A pristine copy of the workbook at `into` whose starters have only `task` done (and what it builds on)."""
-    from grading.submission import pristine_copy  # instructor-only, like this matrix
-
-    pristine_copy(root, into)
+    _copy_workbook(root, into)
     rubric = load(root)
     tasks = [task, *(_task(rubric, t) for t in task.builds_on)]
     module = f"{exercise.module}.py"
