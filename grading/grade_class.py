@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fixtures.atomic import atomic_write_bytes, atomic_write_text
 from grading.grade import DEFAULT_PER_TEST_TIMEOUT
 from grading.rubric import Rubric, load
 from grading.runner import GradingError
@@ -444,7 +443,21 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def install(staging: Path, folder: Path) -> None:
@@ -529,7 +542,7 @@ def write_histogram(path: Path, percents: list[float]) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     pyplot.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return path
 
 
