@@ -447,6 +447,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
+    # Not fixtures.atomic: `workbook` is installed as the `grading` package alone and runs from any folder
+    # (an instructor's CI job), where the repo's fixtures/ is not importable.
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

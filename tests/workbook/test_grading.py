@@ -168,3 +168,16 @@ def test_console_script_and_module_agree():
     assert done.returncode == 0 and "grade-submission" in done.stdout, done.stdout + done.stderr
     script = Path(sys.executable).with_name("workbook")
     assert script.exists(), f"{script}: the `workbook` console script is not installed (pip install -e .)"
+
+
+def test_the_installed_grading_package_needs_nothing_else_from_the_repo(tmp_path):
+    """`workbook` is installed as `grading` alone and runs from any folder (an instructor's CI job)."""
+    import shutil
+
+    shutil.copytree(Path(__file__).parents[2] / "grading", tmp_path / "grading",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    modules = sorted(p.stem for p in (tmp_path / "grading").glob("*.py") if p.stem != "__main__")
+    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module('grading.' + name)\n"
+    done = subprocess.run([sys.executable, "-I", "-c", script, *modules], cwd=tmp_path,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, f"importing grading.* from a folder without the repo:\n{done.stderr[-2000:]}"
