@@ -5,7 +5,7 @@ learner's starters/) in the sandbox and with --no-sandbox, one after the other, 
     .venv/bin/python benchmarks/sandbox_overhead.py --startup  # only the cost of starting one sandbox
 
 Prints JSON: wall and CPU seconds (the grader's children: pytest, Airflow's processes) of each grade, the
-score each earned, and the overhead in percent. CPU time is the steadier figure on a shared machine.
+score each earned, and the overhead in percent (wall time; CPU time only for the unsandboxed grade).
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def main() -> None:
             print(f"sandboxed: {sandboxed}", file=sys.stderr, flush=True)
             bare = timed_grade(submission, Path(scratch) / "bare", "--no-sandbox")
             print(f"no sandbox: {bare}", file=sys.stderr, flush=True)
+        # bwrap's own PID 1 reaps what runs inside, so a sandboxed grade's CPU time never reaches
+        # RUSAGE_CHILDREN: only the wall times compare.
+        sandboxed.pop("cpu_s")
         figures |= {"sandboxed": sandboxed, "no_sandbox": bare,
-                    "overhead_wall_percent": round(100 * (sandboxed["wall_s"] / bare["wall_s"] - 1), 1),
-                    "overhead_cpu_percent": round(100 * (sandboxed["cpu_s"] / bare["cpu_s"] - 1), 1)}
+                    "overhead_wall_percent": round(100 * (sandboxed["wall_s"] / bare["wall_s"] - 1), 1)}
     print(json.dumps(figures, indent=2))
 
 
