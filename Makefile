@@ -34,7 +34,7 @@ hint: $(INSTALLED)
 # The whole suite against the reference solutions, the walkthrough notebooks and the linter: all must pass.
 test: $(INSTALLED)
 	$(BIN)/python -m pytest --target=solution $(PYTEST_ARGS)
-	WORKBOOK_TARGET=solution $(BIN)/python -m pytest --nbval notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
+	WORKBOOK_TARGET=solution $(BIN)/python -m pytest -p nbval --nbval notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
 	$(BIN)/ruff check .
 
 # Re-runs every walkthrough and saves its outputs (commit them: learners read them rendered).
