@@ -166,7 +166,9 @@ def _parents(path: Path) -> list[str]:
 
 def _outermost(paths: list[Path]) -> list[Path]:
     """The given folders without those inside another of them (one bind each)."""
-    unique = sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts))
+    # Each at its real path, and also at the path it was named by when that goes through a symlink.
+    named = {Path(os.path.abspath(p)) for p in paths if p.exists()}
+    unique = sorted({p.resolve() for p in named} | named, key=lambda p: len(p.parts))
     kept: list[Path] = []
     for path in unique:
         if not any(path.is_relative_to(k) for k in kept):
@@ -175,5 +177,7 @@ def _outermost(paths: list[Path]) -> list[Path]:
 
 
 def python_prefixes() -> list[Path]:
-    """What the interpreter needs: the venv and the installation it was made from."""
-    return [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent]
+    """What the interpreter needs: the venv and the installation it was made from. The venv also at the path
+    the grader's Python was started by, when that goes through a symlink (a linked `.venv`)."""
+    executable = Path(sys.executable)
+    return [Path(sys.prefix), Path(sys.base_prefix), executable.resolve().parent.parent, executable.parent.parent]

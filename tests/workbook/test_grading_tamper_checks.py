@@ -101,3 +101,25 @@ def test_refused_files():
     assert len(refused) == 7, refused
     assert graded_tree.refusal_reason(Path("custom_sensors.py")) is None
     assert graded_tree.refusal_reason(Path("__pycache__/mini.cpython-311.pyc")) is None  # not taken, not refused
+
+
+def test_a_venv_reached_through_a_symlink_runs_in_the_sandbox(tmp_path):
+    """The grader's Python started as `linked/.venv/bin/python`, where `.venv` links to the real venv."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from grading import sandbox
+    from grading.runner import sandbox_env
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / ".venv").symlink_to(Path(sys.prefix))
+    python = linked / ".venv" / "bin" / Path(sys.executable).name
+    tree = tmp_path / "tree"
+    (tree / ".cache").mkdir(parents=True)
+    prefixes = [Path(sys.prefix), Path(sys.base_prefix), python.resolve().parent.parent, python.parent.parent]
+    wrapped = sandbox.command(sandbox.probe(), [str(python), "-c", "import sys; print(sys.prefix)"], tree=tree,
+                              cache=tree / ".cache", env=sandbox_env(tree), python_prefixes=prefixes)
+    done = subprocess.run(wrapped, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, f"{python} in the sandbox: exit {done.returncode}: {done.stderr.strip()[-500:]}"
