@@ -4,6 +4,11 @@ round-trips, its "async thread was blocked" warnings).
 
     .venv/bin/python benchmarks/real_triggerer.py [--triggers 1000] [--poll-interval 2] [--target solution]
     .venv/bin/python benchmarks/real_triggerer.py --triggers 100 --no-fanout     # quick look
+    .venv/bin/python benchmarks/real_triggerer.py --baseline --no-fanout         # Airflow's own cost
+
+`--baseline` runs the same N deferrals with `baseline_trigger.SleepUntilTrigger` (sleep until a moment, then
+fire) instead of ours: what the triggerer spends on a trigger that does nothing (its memory, its blocked
+loops, the time it takes to write N events to the DB), to set beside what it spends on ours.
 
 What it does, in a throw-away AIRFLOW_HOME (SQLite, copied from the test suite's migrated template):
 
@@ -137,6 +142,7 @@ def create_deferred_task_instances(args: argparse.Namespace, health_url: str) ->
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
     module = __import__(f"{args.package}.custom_trigger", fromlist=["HttpPollingTrigger"])
+    from baseline_trigger import SleepUntilTrigger
     with create_session() as session:
         manager = DagBundlesManager()
         manager.sync_bundles_to_db(session=session)
@@ -154,8 +160,11 @@ def create_deferred_task_instances(args: argparse.Namespace, health_url: str) ->
                                   start_date=now, session=session) for index in range(args.triggers)]
         session.flush()
         for ti in (ti for run in runs for ti in run.get_task_instances(session=session)):
-            trigger = module.HttpPollingTrigger(health_url, expected_value="healthy",
-                                                poll_interval=args.poll_interval, timeout=600)
+            if args.baseline:
+                trigger = SleepUntilTrigger(args.fire_at)
+            else:
+                trigger = module.HttpPollingTrigger(health_url, expected_value="healthy",
+                                                    poll_interval=args.poll_interval, timeout=600)
             row = Trigger.from_object(trigger)
             session.add(row)
             session.flush()
@@ -165,6 +174,13 @@ def create_deferred_task_instances(args: argparse.Namespace, health_url: str) ->
             ti.next_kwargs = {}
             ti.start_date = now
         session.commit()
+
+
+def triggerer_running(db: Path) -> bool:
+    """Its job row says running (whatever the log level lets it print)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
+        return connection.execute("SELECT COUNT(*) FROM job WHERE job_type = 'TriggererJob' AND state = 'running'"
+                                  ).fetchone()[0] > 0
 
 
 def count_events(db: Path) -> int:
@@ -188,9 +204,17 @@ def main() -> int:
     parser.add_argument("--target", choices=["solution", "starter"], default="solution")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds the whole benchmark may take")
     parser.add_argument("--no-fanout", action="store_true", help="skip trigger_fanout.py")
+    parser.add_argument("--log-level", default="INFO",
+                        help="the triggerer's logging level (INFO: every poll logs a line, as in a default deployment)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="Airflow's own cost: N triggers that only sleep until one moment, then fire")
+    parser.add_argument("--baseline-delay", type=float, default=60.0,
+                        help="with --baseline: seconds from creating the deferrals to the moment they fire")
     parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME (logs) for a look")
     args = parser.parse_args()
     args.package = "solutions" if args.target == "solution" else "starters"
+    if args.baseline and args.log_level.upper() not in {"DEBUG", "INFO"}:
+        parser.error("--baseline needs --log-level INFO or DEBUG: its triggers are seen starting by their logs")
     # SIGTERM (a `timeout`, a CI cancel) ends the run through the `finally` below, which stops the children.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     deadline = time.monotonic() + args.deadline
@@ -206,11 +230,17 @@ def main() -> int:
            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
            "AIRFLOW__TRIGGERER__CAPACITY": str(max(args.triggers, 1000)),
            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": args.log_level,
+           # Its "async thread was blocked" warnings are logged at INFO: counted at every --log-level.
+           "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.jobs.triggerer_job_runner=INFO",
            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "tests.harness.infrastructure.SQLITE_CONNECT_ARGS",
            "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    # The baseline trigger's module, for the triggerer to import by its classpath.
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO_ROOT / "benchmarks")])
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     children: list[Child] = []
     try:
         server = Child([sys.executable, "-c", SERVER], env)
@@ -225,29 +255,38 @@ def main() -> int:
         # The triggerer first, with nothing to run: its own memory, before any trigger.
         triggerer = Child([str(BIN / "airflow"), "triggerer"], env, log=log_file)
         children.append(triggerer)
-        wait("the triggerer started", lambda: "Starting the triggerer" in log_file.read_text(errors="replace"),
-             deadline, 0.5)
+        wait("the triggerer started", lambda: triggerer_running(db), deadline, 0.5)
         time.sleep(5)  # its trigger-runner subprocess up, a few empty loops done
         idle_rss_kb = group_rss_kb(triggerer.process.pid)
         setup_started = time.monotonic()
+        args.fire_at = time.time() + args.baseline_delay
         create_deferred_task_instances(args, health_url)
         setup_s = time.monotonic() - setup_started
         started = time.monotonic()
         # Every trigger running (each writes its own log file when it starts), then polling: two more
         # requests each (the first poll has a random phase).
         trigger_logs = home / "logs" / f"dag_id={DAG_ID}"
-        wait("every trigger started", lambda: sum(1 for _ in trigger_logs.glob("**/*.log.trigger.*")) >= args.triggers,
-             deadline, 0.5)
-        all_started = int(server.ask("count"))
-        wait("every trigger polling twice", lambda: int(server.ask("count")) >= all_started + 2 * args.triggers,
-             deadline, 0.5)
+        if args.log_level.upper() in {"DEBUG", "INFO"}:  # above INFO no trigger writes a line, so no file
+            wait("every trigger started",
+                 lambda: sum(1 for _ in trigger_logs.glob("**/*.log.trigger.*")) >= args.triggers, deadline, 0.5)
+        if not args.baseline:
+            all_started = int(server.ask("count"))
+            wait("every trigger polling twice",
+                 lambda: int(server.ask("count")) >= all_started + 2 * args.triggers, deadline, 0.5)
         running_after_s = time.monotonic() - started
         log_at_startup_end = log_file.read_text(errors="replace")
         time.sleep(2 * args.poll_interval)  # steady state
         rss_kb = group_rss_kb(triggerer.process.pid)
         log_before_flip = log_file.read_text(errors="replace")
-        flip = time.monotonic()
-        server.ask("healthy")
+        if args.baseline:  # the "flip" is the moment every trigger was told to fire at
+            if time.time() > args.fire_at:
+                raise TimeoutError(f"the triggers were not all running {args.baseline_delay:g} s after they "
+                                   "were deferred: raise --baseline-delay")
+            time.sleep(args.fire_at - time.time())
+            flip = time.monotonic()
+        else:
+            flip = time.monotonic()
+            server.ask("healthy")
         arrivals: list[tuple[float, int]] = []
 
         def all_delivered() -> bool:
@@ -265,8 +304,11 @@ def main() -> int:
         before_flip = len(BLOCKED.findall(log_before_flip))
         delivered = [t for t, count in arrivals if count > 0]
         figures = {
+            "trigger": ("baseline_trigger.SleepUntilTrigger" if args.baseline
+                        else f"{args.package}.custom_trigger.HttpPollingTrigger"),
             "triggers": args.triggers,
             "poll_interval_s": args.poll_interval,
+            "log_level": args.log_level,
             "setup_s": round(setup_s, 1),
             "triggerer_start_to_all_polling_s": round(running_after_s, 1),
             "first_event_in_db_after_flip_s": round(delivered[0], 3) if delivered else None,
