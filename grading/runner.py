@@ -106,6 +106,8 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
     """
     run = Run()
     started = time.monotonic()
+    if options.sandbox:
+        _check_python_starts(options)
     with tempfile.TemporaryDirectory(prefix="workbook-grading-") as scratch:
         record = Path(scratch) / "record.jsonl"
         record.touch()
@@ -172,6 +174,23 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
         run.add_events(read_events(record))
     run.duration = time.monotonic() - started
     return run
+
+
+def _check_python_starts(options: RunOptions) -> None:
+    """Start the test process's Python in the sandbox, with no learner code: a grader whose Python cannot
+    run there (a venv the sandbox does not mount, say) could not grade, instead of every test missing."""
+    probe = [options.python, "-c", "import pytest"]
+    command = sandbox.command(options.sandbox.bwrap, probe, tree=options.root, cache=options.sandbox.cache,
+                              env=sandbox_env(options.root), python_prefixes=sandbox.python_prefixes())
+    try:
+        done = subprocess.run(command, cwd=options.root, capture_output=True, text=True, check=False,
+                              timeout=300, preexec_fn=lambda: sandbox.apply_limits(options.sandbox.limits))
+    except subprocess.TimeoutExpired as error:
+        raise GradingError(f"the sandbox did not start {options.python} within 300 s") from error
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise GradingError(f"the sandbox cannot start the test process's Python ({options.python}): "
+                           f"{why[-1] if why else f'exit {done.returncode}'}")
 
 
 def _rerun_infrastructure(options: RunOptions, record: Path, run: Run, remaining: float) -> None:

@@ -270,3 +270,19 @@ def test_a_fork_bomb_the_tests_cannot_see_is_stopped_from_outside(workbook, tmp_
     assert not processes_mentioning(str(private_tmp), "os.fork()"), \
         f"processes outlived the grade: {processes_mentioning(str(private_tmp), 'os.fork()')}"
     assert not list(private_tmp.iterdir()), f"left behind {sorted(private_tmp.iterdir())}"
+
+
+@SLOW_MACHINE
+def test_a_python_the_sandbox_cannot_start_is_could_not_grade(workbook, tmp_path, private_tmp, capsys, monkeypatch):
+    """The grader's own setup at fault (here: its venv not mounted), not the submission: no verdict on it."""
+    from grading import sandbox
+
+    monkeypatch.setattr(sandbox, "python_prefixes", lambda: [])
+    learner = make_submission("half_done", workbook, tmp_path / "learner")
+    out = tmp_path / "report"
+    code = grade(workbook, learner, out)
+    err = capsys.readouterr().err
+    assert code == 2, f"expected exit 2 (could not grade), got {code}\n{err}"
+    assert "the sandbox cannot start the test process's Python" in err, err
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert (results["verdict"], results["total"]["points"]) == ("could_not_grade", 0), results
