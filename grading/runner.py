@@ -106,8 +106,6 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
     """
     run = Run()
     started = time.monotonic()
-    if options.sandbox:
-        _check_python_starts(options)
     with tempfile.TemporaryDirectory(prefix="workbook-grading-") as scratch:
         record = Path(scratch) / "record.jsonl"
         record.touch()
@@ -176,7 +174,7 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
     return run
 
 
-def _check_python_starts(options: RunOptions) -> None:
+def check_python_starts(options: RunOptions) -> None:
     """Start the test process's Python in the sandbox, with no learner code: a grader whose Python cannot
     run there (a venv the sandbox does not mount, say) could not grade, instead of every test missing."""
     probe = [options.python, "-c", "import pytest"]

@@ -27,7 +27,7 @@ from grading.grade import add_grading_options, publish, test_paths
 from grading.release import solution_code
 from grading.results import Grade, Run, grade, scrub, withhold
 from grading.rubric import load
-from grading.runner import GradingError, RunOptions, Sandbox, run_suite
+from grading.runner import GradingError, RunOptions, Sandbox, check_python_starts, run_suite
 
 LEARNER_OWNED = graded_tree.LEARNER_OWNED
 INSTRUCTOR_FOLDER = "instructor"
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             sandbox=Sandbox(bwrap=bwrap, cache=tree.root / graded_tree.CACHE_FOLDER, limits=sandbox.Limits(
                 memory_bytes=int(args.max_memory_gib * 1024**3), processes=args.max_processes)) if bwrap else None)
         try:
+            if options.sandbox:  # once per submission, before any test process
+                check_python_starts(options)
             result = run_suite(options) if paths else Run(notes=["no exercise has a test folder yet"])
         except GradingError as error:
             return could_not_grade(str(error))
