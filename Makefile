@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check watch hint test lint install lock clean notebooks mutation load-check
+.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -41,6 +41,20 @@ test: $(INSTALLED)
 notebooks: $(INSTALLED)
 	cd notebooks && WORKBOOK_TARGET=solution ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace *.ipynb
 
+# JupyterLab on the walkthroughs (`make lab WORKBOOK_TARGET=starter` to walk through your own code). It lives in
+# .venv-lab, not .venv: what it needs would slow every `import airflow` in .venv by seconds. Its notebooks run
+# on .venv's Python, installed into .venv-lab as the "python3" kernel.
+LAB_VENV := .venv-lab
+LAB_INSTALLED := $(LAB_VENV)/.installed
+$(LAB_INSTALLED): constraints.txt $(INSTALLED)
+	@test -x $(LAB_VENV)/bin/python || $(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt jupyterlab
+	$(BIN)/python -m ipykernel install --prefix $(LAB_VENV) --name python3 --display-name "Python 3 (workbook .venv)"
+	@touch $@
+
+lab: $(LAB_INSTALLED)
+	cd notebooks && ../$(LAB_VENV)/bin/jupyter lab
+
 # The integration and e2e tests 10 times against the solutions with every core busy (not part of `make test`;
 # about 10 x the suite's e2e time). LOAD_CHECK_ARGS="--runs 2" for fewer.
 load-check: $(INSTALLED)
@@ -61,12 +75,13 @@ mutation: $(MUTATION_INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
-# Regenerates constraints.txt from a clean environment (needs the package registry).
+# Regenerates constraints.txt from a clean environment (needs the package registry); it pins `make lab`'s
+# JupyterLab too, which .venv never installs.
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation]'
+	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation]' jupyterlab
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | sort -f > constraints.txt
 	rm -rf build/lock-venv
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) $(LAB_VENV) .cache

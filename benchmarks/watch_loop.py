@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIPPED = shutil.ignore_patterns(".venv", ".git", ".cache", "__pycache__", "*.pyc", "reports", "build")
+SKIPPED = shutil.ignore_patterns(".venv", ".venv-lab", ".git", ".cache", "__pycache__", "*.pyc", "reports", "build")
 
 
 def machine() -> str:

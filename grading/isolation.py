@@ -166,7 +166,7 @@ def solution_dag(source: str) -> str:
 
 
 # Never part of a task's tree: environments, caches, VCS data, earlier reports.
-SKIP_NAMES = {".venv", ".git", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "reports",
+SKIP_NAMES = {".venv", ".venv-lab", ".git", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "reports",
               ".ipynb_checkpoints", "node_modules", ".mypy_cache", "mutants"}
 
 

@@ -38,7 +38,7 @@ FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
 INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci", "grade_class.py",
                            "class_status.py"}
 LEARNER_WORKFLOW = Path("grading/ci/learner-check.yml")
-CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv"}
+CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv", ".venv-lab"}
 MIN_LINE_LENGTH = 20
 LONG_LINE = 60
 RUN = 3
