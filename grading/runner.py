@@ -270,7 +270,8 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
             os.close(write_end)
         collector.start()
         try:
-            cut = _wait(process, timeout, options.sandbox.limits.processes if options.sandbox else None)
+            cut = _wait(process, timeout, options.sandbox.limits.processes if options.sandbox else None,
+                        crowded_for=min(FORK_BOMB_SECONDS, 2 * options.per_test_timeout))
             if cut:
                 _kill_group(process)
             return process.wait(), cut
@@ -315,14 +316,17 @@ class _Collector(threading.Thread):
 
 
 # A sandboxed run that keeps this share of its process limit busy for this long is a fork bomb: the test
-# process cannot be trusted to stop it, so the grader ends the whole sandbox from outside.
-FORK_BOMB_SHARE, FORK_BOMB_SECONDS, GUARD_POLL_SECONDS = 0.9, 20.0, 2.0
+# process cannot be trusted to stop it, so the grader ends the whole sandbox from outside. The window is
+# at most twice the per-test timeout: the test process's own timeout gets the first go at a bomb it can see,
+# and a sandbox still crowded after twice that is not finishing a test.
+FORK_BOMB_SHARE, FORK_BOMB_SECONDS, GUARD_POLL_SECONDS = 0.9, 20.0, 0.5
 FORK_BOMB = "fork bomb"
 FORK_BOMB_NOTE = ("the test process was stopped from outside: the submission kept the sandbox at its process "
                   "limit (a fork bomb)")
 
 
-def _wait(process: subprocess.Popen, timeout: float, process_limit: int | None) -> str | None:
+def _wait(process: subprocess.Popen, timeout: float, process_limit: int | None,
+          crowded_for: float = FORK_BOMB_SECONDS) -> str | None:
     """Wait for the test process; returns why it was cut ("timeout", FORK_BOMB), or None when it ended."""
     deadline = time.monotonic() + timeout
     crowded_since: float | None = None
@@ -339,7 +343,7 @@ def _wait(process: subprocess.Popen, timeout: float, process_limit: int | None) 
             continue
         if _descendants(process.pid) >= FORK_BOMB_SHARE * process_limit:
             crowded_since = crowded_since or now
-            if now - crowded_since >= FORK_BOMB_SECONDS:
+            if now - crowded_since >= crowded_for:
                 return FORK_BOMB
         else:
             crowded_since = None
