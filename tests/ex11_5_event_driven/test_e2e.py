@@ -35,9 +35,12 @@ def wait_for_one_successful_run(deployment, dag_id: str, run_type: str) -> list[
 @pytest.mark.criterion("ex11_5.t1.e2e_one_run_per_file")
 def test_a_dropped_file_starts_exactly_one_run(watcher_ready, airflow_processes, e2e_dirs):
     dag_id = "ex11_5_landing_zone"
-    airflow_processes.wait_for_dag(dag_id)
+    dag = airflow_processes.wait_for_dag(dag_id)
     atomic_write_text(e2e_dirs["landing"] / "sales-0001.csv", "id,amount\n1,10\n2,20\n")
     airflow_processes.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})  # watchers run for active DAGs
+    # The dag-processor starts an unpaused DAG's watchers when it next parses the file (every 30 s by default):
+    # ask for that parse now, as `airflow dags reserialize` or the UI's "Reparse" would.
+    airflow_processes.api("PUT", f"/parseDagFile/{dag['file_token']}")
     mine = wait_for_one_successful_run(airflow_processes, dag_id, "asset_triggered")
     rows = airflow_processes.xcom(dag_id, mine[0]["dag_run_id"], "load_new_objects")
     key = (e2e_dirs["landing"] / "sales-0001.csv").as_uri()
