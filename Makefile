@@ -32,8 +32,11 @@ hint: $(INSTALLED)
 	@$(BIN)/python -m grading hint $(EXERCISE) $(TASK)
 
 # The whole suite against the reference solutions, the walkthrough notebooks and the linter: all must pass.
+# The suite runs on TEST_WORKERS pytest-xdist workers (its tests mostly wait on processes and servers);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
-	$(BIN)/python -m pytest --target=solution $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --target=solution $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 	WORKBOOK_TARGET=solution $(BIN)/python -m pytest -p nbval --nbval notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
 	$(BIN)/ruff check .
 

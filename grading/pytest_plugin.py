@@ -44,9 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a file of node ids (one a line) not to run, e.g. the ones a crashed run already did")
 
 
+ALL_EVENTS = frozenset({"collected", "collection_error", "start", "result", "finish"})
+
+
 class Recorder:
-    def __init__(self, file, gate: str, *, reap_clones: bool = False) -> None:
+    def __init__(self, file, gate: str, *, reap_clones: bool = False, events: frozenset[str] = ALL_EVENTS) -> None:
         self.file = file
+        self.events = events  # the kinds this process writes (under pytest-xdist each process writes some)
         self.pid = os.getpid()
         self.reap_clones = reap_clones
         self.per_test_timeout = 0.0
@@ -57,7 +61,7 @@ class Recorder:
         self.builds_on: dict[str, tuple[str, ...]] = {}  # task -> the tasks whose code it needs
 
     def write(self, **event: Any) -> None:
-        if os.getpid() != self.pid:
+        if os.getpid() != self.pid or event["event"] not in self.events:
             return  # a forked copy of the test process (a fork in a test) speaks for nobody
         self.file.write(json.dumps(event, default=str) + "\n")
         self.file.flush()
@@ -175,7 +179,8 @@ def pytest_configure(config: pytest.Config) -> None:
         sandboxed = os.environ.pop(SANDBOXED_VAR, "") == "1"
         if sandboxed:
             os.register_at_fork(after_in_child=_demote)
-        recorder = Recorder(file, config.getoption("--grading-gate"), reap_clones=sandboxed)
+        recorder = Recorder(file, config.getoption("--grading-gate"), reap_clones=sandboxed,
+                            events=_events_of_this_process(config))
         recorder.per_test_timeout = float(config.getoption("timeout", default=0) or 0)
         if recorder.gate == "exercise":
             recorder.builds_on = _builds_on(config.rootpath)
@@ -190,6 +195,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
+def _events_of_this_process(config: pytest.Config) -> frozenset[str]:
+    """Under pytest-xdist (`make test` runs on two workers) one record still tells each test once: every
+    worker collects the whole suite, so only the first one writes `collected`; the controller hears every
+    worker's start, reports and finish (and one copy of each collection error) and writes the rest. A gate
+    (--grading-gate) then sees only its own worker's failures: graded runs are never parallel."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        return frozenset({"collected"}) if worker.get("workerid") == "gw0" else frozenset()
+    if getattr(config.option, "dist", "no") != "no" and getattr(config.option, "tx", None):
+        return ALL_EVENTS - {"collected"}
+    return ALL_EVENTS
+
+
 def _hide_fd(fd: int) -> int:
     """Move the channel to a random descriptor number (not inheritable), so it is not where it was announced."""
     target = random.SystemRandom().randrange(300, 900)

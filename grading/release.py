@@ -27,7 +27,7 @@ RELEASE_AUTHOR = ("Workbook release", "release@workbook.invalid")
 RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 # Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
 # has solutions and hidden tests, so it is not shipped).
-FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py"}
+FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py", "test_parallel_run.py"}
 # Tests of instructor-only grading modules, and correct alternatives to the solutions with their test (not
 # shipped: an alternative is a solution).
 INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "test_alternative_solutions.py", "alternatives"}
@@ -169,7 +169,8 @@ grade names the commit it graded.
 - Fast loop: `{FAST_LOOP} tests/<exercise>`.
 - Everything for one exercise, DAG runs included: `.venv/bin/pytest --target=starter tests/<exercise>`.
 - Simulators by hand: `.venv/bin/python -m fixtures --help`.
-- Walkthrough notebooks in `notebooks/` run against your starters (`WORKBOOK_TARGET=starter`).
+- Walkthrough notebooks in `notebooks/` run against your starters (`WORKBOOK_TARGET=starter`); `make lab` opens
+  them in JupyterLab.
 
 Unit tests have no marker, `integration` tests run your DAGs with `dag.test()`, `e2e` tests start real
 Airflow processes.

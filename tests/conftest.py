@@ -207,6 +207,30 @@ def _starter_message(exc: BaseException | None) -> str | None:
     return None
 
 
+# ---- parallel runs (`make test`: pytest-xdist, two workers) ----------------------------------------------
+E2E_FILE = "test_e2e.py"  # where every e2e test lives (tests/workbook/test_parallel_run.py checks it)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class OneDeploymentAtATime(LoadFileScheduling):
+        """Each test file on one worker (module fixtures are built once), and the e2e files all on one worker,
+        handed out first: one real Airflow deployment at a time, and the longest chain of tests starts at once."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "e2e" if path.rsplit("/", 1)[-1] == E2E_FILE else path
+
+        def _assign_work_unit(self, node) -> None:
+            if "e2e" in self.workqueue:
+                self.workqueue.move_to_end("e2e", last=False)
+            super()._assign_work_unit(node)
+
+    return OneDeploymentAtATime(config, log)
+
+
 # ---- fixtures every exercise uses ---------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def target(pytestconfig: pytest.Config):
@@ -291,7 +315,9 @@ def progress_rows(selected: dict[str, set[str]], deselected: dict[str, set[str]]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    rows = progress_rows(_selected, _deselected, _outcomes)
+    # Under pytest-xdist this process collects nothing (its workers do): it knows only the tests that ran.
+    selected = _selected or {criterion: set(tests) for criterion, tests in _outcomes.items()}
+    rows = progress_rows(selected, _deselected, _outcomes)
     if not rows:
         return
     terminalreporter.section(f"progress ({config.workbook_target.name})", sep="-")
