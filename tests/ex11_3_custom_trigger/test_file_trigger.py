@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from airflow.sdk.exceptions import (
+    AirflowException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     TaskDeferralTimeout,
@@ -17,7 +18,7 @@ from airflow.sdk.exceptions import (
 )
 
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
-from tests.harness import call_execute, collect_events, drive_deferral, first_event, roundtrip
+from tests.harness import call_execute, collect_events, drive_deferral, first_event, make_context, roundtrip
 from tests.harness.reschedule import RescheduledTask
 from tests.harness.target import current_target
 
@@ -67,6 +68,22 @@ async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
     files = (await first_event(trigger, within=10)).payload.get("files")
     expected = sorted(str(landing_zone.root / n) for n in names)
     assert files == expected, f"30 part-*.csv files: expected them sorted by path, got {files!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
+async def test_without_a_timeout_it_waits_until_the_files_come(ct, landing_zone):
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=0.02)
+    task = asyncio.create_task(first_event(trigger, within=10))
+    await asyncio.wait([task], timeout=0.15)  # several polls with no file
+    if task.done():
+        outcome = task.exception() or task.result().payload
+        raise AssertionError(f"no timeout and no file yet: expected no event, got {outcome!r}")
+    landing_zone.drop("late.csv")
+    payload = (await task).payload
+    expected = [str(landing_zone.root / "late.csv")]
+    assert payload.get("status") == "success" and payload.get("files") == expected, (
+        f"no timeout, then late.csv lands: expected success with {expected!r}, got {payload!r}")
 
 
 @pytest.mark.asyncio
@@ -154,6 +171,27 @@ def test_sensor_times_out_with_a_sensor_timeout(ct, landing_zone):
                                   poke_interval=0.05, timeout=0.3)
     with pytest.raises((AirflowSensorTimeout, TaskDeferralTimeout)):
         drive_deferral(sensor, max_wait=10)
+
+
+@pytest.mark.criterion("ex11_3.t3.times_out")
+def test_the_sensors_errors_name_the_pattern_and_unknown_events_fail(ct, landing_zone):
+    landing_zone.drop("only.csv")
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                  poke_interval=0.05, timeout=0.3)
+    context = make_context(sensor)
+    event = {"status": "timeout", "pattern": sensor.pattern, "files": [str(landing_zone.root / "only.csv")],
+             "elapsed": 0.3}
+    with pytest.raises(AirflowSensorTimeout) as raised:
+        sensor.execute_complete(context, event=event)
+    assert sensor.pattern in str(raised.value), (
+        f"execute_complete(event={event!r}): expected an AirflowSensorTimeout naming the pattern, got "
+        f"{str(raised.value)!r}")
+    for event in ({"status": "surprise"}, "not a dict"):
+        with pytest.raises(AirflowException) as raised:
+            sensor.execute_complete(context, event=event)
+        assert not isinstance(raised.value, AirflowSensorTimeout), (
+            f"execute_complete(event={event!r}), an event it does not know: expected AirflowException, got "
+            f"{type(raised.value).__name__}")
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")

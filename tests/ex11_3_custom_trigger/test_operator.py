@@ -139,6 +139,23 @@ def test_http_polling_dag_succeeds(run_dag, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
+def test_the_errors_name_the_endpoint_and_what_was_last_seen(ct, health_server):
+    task = operator(ct, health_server)
+    context = make_context(task)
+    endpoint = "http://status.example:9/api/health"
+    timeout = {"status": "timeout", "endpoint": endpoint, "last_http_status": 418, "last_value": "brewing",
+               "attempts": 7, "elapsed": 2.5}
+    error = {"status": "error", "endpoint": endpoint, "message": "HTTP 401: token expired"}
+    for event, expected in ((timeout, (endpoint, "418", "brewing")), (error, (endpoint, "HTTP 401: token expired"))):
+        with pytest.raises(AirflowException) as raised:
+            task.execute_complete(context, event=event)
+        missing = [part for part in expected if part not in str(raised.value)]
+        assert not missing, (
+            f"execute_complete(event={event!r}): expected an error naming the endpoint and what the trigger "
+            f"reported ({', '.join(expected)}), got {str(raised.value)!r}, without {missing}")
+
+
+@pytest.mark.criterion("ex11_3.t2.fails_clearly")
 def test_each_kind_of_event_raises_the_error_the_chapter_names(ct, health_server):
     task = operator(ct, health_server)
     context = make_context(task)
