@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "mutation"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 MARKERS = "not integration and not e2e"
+LOG_CALL = r"^\s*self\.log\.(debug|info|warning|error|exception)\("  # a line where a log call starts
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
 
@@ -43,6 +44,9 @@ class Exercise:
     module: str
     tests: str
     dags: dict[str, str]  # DAG file -> task it belongs to
+    # No criterion of the exercise checks what its code logs: log calls are not mutated (their wording
+    # would only add survivors no chapter promise can kill). Exercises whose criteria read the log keep them.
+    log_text_promised: bool = True
 
 
 EXERCISES = {
@@ -50,7 +54,7 @@ EXERCISES = {
         "ex04_order_status.py": "t1", "ex04_api_health.py": "t2", "ex04_ml_readiness.py": "t3",
         "ex04_adaptive_file.py": "t4", "ex04_circuit_breaker.py": "t5"}),
     "ex11_3": Exercise("ex11_3", "custom_trigger", "tests/ex11_3_custom_trigger", {
-        "ex11_3_http_polling.py": "t2", "ex11_3_file_pattern.py": "t3"}),
+        "ex11_3_http_polling.py": "t2", "ex11_3_file_pattern.py": "t3"}, log_text_promised=False),
     "ex11_4": Exercise("ex11_4", "vector_store_sensor", "tests/ex11_4_vector_store_sensor", {
         "ex11_4_vector_pipeline.py": "t4"}),
     "ex11_5": Exercise("ex11_5", "event_driven", "tests/ex11_5_event_driven", {
@@ -73,6 +77,7 @@ def mutmut_config(exercise: Exercise) -> str:
         '"--timeout=600"]',
         f'pytest_add_cli_args_test_selection = ["{exercise.tests}"]',
         # Timeouts are CPU seconds (RLIMIT_CPU), so a loaded machine does not turn slow tests into timeouts.
+        *([] if exercise.log_text_promised else [f"do_not_mutate_patterns = {json.dumps([LOG_CALL])}"]),
         "timeout_multiplier = 10.0",
         "timeout_constant = 5.0",
         "use_git_change_detection = false",
@@ -127,6 +132,23 @@ def task_of_lines(source: str) -> list[tuple[int, str]]:
     return sections
 
 
+def given_functions(starter: str, solution: str) -> set[str]:
+    """mutmut's names of the functions the starter ships exactly as the solution has them (constructors,
+    helpers): the learner does not write them, so their mutants are no mistake a learner can make."""
+    def bodies(source: str) -> dict[str, str]:
+        found = {}
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found[f"x_{node.name}"] = ast.dump(node)
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                        found[f"xǁ{node.name}ǁ{item.name}"] = ast.dump(item)
+        return found
+    shipped, reference = bodies(starter), bodies(solution)
+    return {name for name, body in reference.items() if shipped.get(name) == body}
+
+
 def function_lines(source: str) -> dict[str, int]:
     """mutmut's mangled function name (`f`, `xǁClassǁmethod`) -> the line it is defined on."""
     lines: dict[str, int] = {}
@@ -170,14 +192,17 @@ def collect(exercise: Exercise, workdir: Path, seconds: float, exit_code: int) -
             continue
         source = (workdir / relative).read_text()
         sections, defs = task_of_lines(source), function_lines(source)
+        starter = workdir / relative.replace("solutions/", "starters/", 1)
+        given = given_functions(starter.read_text(), source) if starter.exists() else set()
         module_prefix = relative.removesuffix(".py").replace("/", ".") + "."
         for name, code in sorted(json.loads(meta.read_text()).get("exit_code_by_key", {}).items()):
             function = name.removeprefix(module_prefix).rsplit("__mutmut_", 1)[0]
             line = defs.get(function, 0)
             task = task_of_file or [t for start, t in sections if start <= line][-1]
             covering = tests_by_function.get(f"{module_prefix}{function}", set())
+            status = "given" if function in given else STATUS.get(code, "suspicious")
             mutants.append({"name": name, "file": relative, "function": function, "line": line, "task": task,
-                            "status": STATUS.get(code, "suspicious"), "exit_code": code,
+                            "status": status, "exit_code": code,
                             "criteria_that_ran_it": criteria_of_tests(workdir, covering) if code == 0 else []})
     return {"exercise": exercise.name, "module": exercise.module, "tests": exercise.tests,
             "killing_suite": f"the exercise's unit tests (pytest -m '{MARKERS}')",

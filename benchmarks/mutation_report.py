@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "mutation"
 TRIAGE = HERE / "mutation_triage.toml"
 REPORT = HERE / "mutation.md"
-COLUMNS = ("generated", "not checked", "killed", "survived", "timeout", "no tests", "equivalent", "score")
+COLUMNS = ("generated", "not checked", "killed", "survived", "timeout", "no tests", "given", "equivalent", "score")
 MEASURED = HERE / "mutation_measured.md"  # what the committed runs cover, written by whoever ran them
 
 
@@ -60,7 +60,11 @@ def main() -> int:
            "Score = (killed + timed out) / (killed + timed out + survived non-equivalent). "
            "\"no tests\" are mutants in code no test of the suite executes in the pytest process "
            "(typically code that runs only in a child process, e.g. a trigger rebuilt in a fresh interpreter), "
-           "so mutmut cannot select a test for them; they are not in the score.", ""]
+           "so mutmut cannot select a test for them; they are not in the score. "
+           "\"given\" are mutants of functions the starter ships exactly as the solution has them (constructors, "
+           "helpers): the learner does not write them, so they are no mistake a learner can make; not in the "
+           "score either. In exercises whose criteria never read the log (Exercise 11.3), log calls are not "
+           "mutated (mutmut's `do_not_mutate_patterns`).", ""]
     if MEASURED.exists():
         out += [MEASURED.read_text().strip(), ""]
     out += ["## Overview", ""]
