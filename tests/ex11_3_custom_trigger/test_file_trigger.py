@@ -192,6 +192,10 @@ def test_the_sensors_errors_name_the_pattern_and_unknown_events_fail(ct, landing
         assert not isinstance(raised.value, AirflowSensorTimeout), (
             f"execute_complete(event={event!r}), an event it does not know: expected AirflowException, got "
             f"{type(raised.value).__name__}")
+        shown = "surprise" if isinstance(event, dict) else event
+        assert shown in str(raised.value), (
+            f"execute_complete(event={event!r}), an event it does not know: expected the error to show the "
+            f"event, got {str(raised.value)!r}")
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")

@@ -31,6 +31,8 @@ def test_returns_at_once_when_the_api_is_already_ready(ct, health_server):
         f"got {run.result!r}"
     )
     assert len(health_server.requests) == 1, f"expected one synchronous check, got {len(health_server.requests)} requests"
+    assert run.result.get("attempts") == 1, (
+        f"execute() with a healthy API: one request made, expected attempts 1 in the payload, got {run.result!r}")
 
 
 @pytest.mark.criterion("ex11_3.t2.defers_with_timeout")
@@ -52,6 +54,14 @@ def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
         f"defer(timeout=...) for timeout=120: expected 120 s plus at most a small grace, got {deferred.timeout}"
     )
     assert len(health_server.requests) == 1, f"expected one check before deferring, got {len(health_server.requests)}"
+    health_server.queue_response(200, {"health": {"state": "degraded"}})
+    with pytest.raises(TaskDeferred) as deferral:
+        call_execute(operator(ct, health_server, response_check="health.state", expected_value="green"))
+    _, kwargs = deferral.value.trigger.serialize()
+    carried = {key: kwargs.get(key) for key in ("response_check", "expected_value")}
+    assert carried == {"response_check": "health.state", "expected_value": "green"}, (
+        f"response_check='health.state', expected_value='green' while degraded: the trigger must carry them, "
+        f"got {kwargs!r}")
 
 
 @pytest.mark.criterion("ex11_3.t2.resumes_with_payload")
@@ -144,15 +154,17 @@ def test_the_errors_name_the_endpoint_and_what_was_last_seen(ct, health_server):
     context = make_context(task)
     endpoint = "http://status.example:9/api/health"
     timeout = {"status": "timeout", "endpoint": endpoint, "last_http_status": 418, "last_value": "brewing",
-               "attempts": 7, "elapsed": 2.5}
+               "attempts": 61, "elapsed": 2.5}
     error = {"status": "error", "endpoint": endpoint, "message": "HTTP 401: token expired"}
-    for event, expected in ((timeout, (endpoint, "418", "brewing")), (error, (endpoint, "HTTP 401: token expired"))):
+    unknown = {"status": "surprise", "endpoint": endpoint}
+    for event, expected in ((timeout, (endpoint, "418", "brewing", "61")),
+                            (error, (endpoint, "HTTP 401: token expired")), (unknown, ("surprise",))):
         with pytest.raises(AirflowException) as raised:
             task.execute_complete(context, event=event)
         missing = [part for part in expected if part not in str(raised.value)]
         assert not missing, (
-            f"execute_complete(event={event!r}): expected an error naming the endpoint and what the trigger "
-            f"reported ({', '.join(expected)}), got {str(raised.value)!r}, without {missing}")
+            f"execute_complete(event={event!r}): expected an error saying what the trigger reported "
+            f"({', '.join(expected)}), got {str(raised.value)!r}, without {missing}")
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
