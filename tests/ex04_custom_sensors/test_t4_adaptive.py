@@ -113,7 +113,10 @@ def test_poke_records_each_attempt(sensors, drop, history):
     assert [a["success"] for a in attempts] == [False, True], (
         f"two pokes (missing, then present): expected attempts [False, True] in the history, got {attempts}"
     )
-    assert all(isinstance(a["duration"], float | int) and a["duration"] >= 0 for a in attempts), attempts
+    # Each duration is that poke's own check of a local file: far less than a minute, never negative.
+    assert all(isinstance(a["duration"], float | int) and 0 <= a["duration"] < 60 for a in attempts), (
+        f"two pokes of a local file: expected each attempt's duration (seconds the check took) between 0 and "
+        f"60, got {attempts}")
 
 
 @pytest.mark.criterion("ex04.t4.interval_is_waited")
@@ -174,6 +177,26 @@ def test_override_from_the_run_conf(sensors, drop, history):
     assert 9 <= waited <= 12, (
         f"execute() with dag_run.conf poll_interval_override=10: expected a reschedule ~10 s later, got {waited:.1f} s"
     )
+
+
+@pytest.mark.criterion("ex04.t4.manual_override")
+@pytest.mark.parametrize(("override", "expected", "why"), [
+    (0.5, 0.5, "a positive override wins, however short"),
+    (0, 90, "an override of 0 is not a positive number: ignored, the adaptive interval applies"),
+    (-5, 90, "a negative override is ignored"),
+    ("soon", 90, "an override that is not a number is ignored"),
+])
+def test_only_a_positive_number_overrides(sensors, drop, history, override, expected, why):
+    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+    record(sensor, successes=10, failures=0)  # the next poke learns 60 s -> 90 s
+    context = make_context(sensor, conf={"poll_interval_override": override})
+    before = timezone.utcnow()
+    with pytest.raises(AirflowRescheduleException) as raised:
+        call_execute(sensor, context)
+    waited = (raised.value.reschedule_date - before).total_seconds()
+    assert expected - 0.2 <= waited <= expected + 2, (
+        f"execute() with dag_run.conf poll_interval_override={override!r} ({why}): expected a reschedule "
+        f"~{expected} s later, got {waited:.1f} s")
 
 
 @pytest.mark.criterion("ex04.t4.history_persists")
