@@ -135,6 +135,7 @@ class FilePatternTrigger(BaseTrigger):
         timeout: float | None = None,
     ) -> None:
         super().__init__()
+        # TODO (Task 3): a relative `pattern` is a ValueError naming it (the triggerer runs elsewhere).
         self.pattern = pattern
         self.min_files = min_files
         self.poll_interval = poll_interval

@@ -44,6 +44,29 @@ def test_serialize_keeps_every_argument(ct, target, landing_zone):
     )
 
 
+@pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
+def test_a_relative_pattern_is_refused(ct):
+    with pytest.raises(ValueError) as raised:
+        ct.FilePatternTrigger(pattern="landing/*.csv")
+    assert "landing/*.csv" in str(raised.value), (
+        f"FilePatternTrigger(pattern='landing/*.csv'): expected a ValueError naming the pattern (the triggerer "
+        f"runs in another working directory), got {str(raised.value)!r}")
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
+async def test_both_events_carry_the_pattern_the_files_and_the_elapsed_time(ct, landing_zone):
+    landing_zone.drop("a.csv")
+    for min_files, status in ((1, "success"), (2, "timeout")):
+        trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=min_files, poll_interval=0.02,
+                                        timeout=0.2)
+        payload = (await first_event(trigger, within=10)).payload
+        shape = {"status": payload.get("status"), "pattern": payload.get("pattern"), "files": payload.get("files")}
+        expected = {"status": status, "pattern": landing_zone.pattern(), "files": [str(landing_zone.root / "a.csv")]}
+        assert shape == expected and isinstance(payload.get("elapsed"), float | int) and payload["elapsed"] >= 0, (
+            f"one file, min_files={min_files}: expected {expected} and elapsed seconds, got {payload!r}")
+
+
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
 async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
@@ -84,6 +107,17 @@ async def test_without_a_timeout_it_waits_until_the_files_come(ct, landing_zone)
     expected = [str(landing_zone.root / "late.csv")]
     assert payload.get("status") == "success" and payload.get("files") == expected, (
         f"no timeout, then late.csv lands: expected success with {expected!r}, got {payload!r}")
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_3.t3.times_out")
+async def test_the_timeout_is_kept_when_the_poll_interval_is_longer(ct, landing_zone):
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=60, timeout=0.3)
+    # Within 20 s even on a loaded machine; sleeping a whole poll interval first would take 60 s.
+    events = await collect_events(trigger, within=20)
+    assert [e.payload.get("status") for e in events] == ["timeout"], (
+        f"run() with timeout=0.3 and poll_interval=60: expected one timeout event within 20 s (the wait before "
+        f"the next check is cut to the deadline), got {events!r}")
 
 
 @pytest.mark.asyncio

@@ -114,6 +114,23 @@ async def test_follows_a_dotted_path_and_sends_the_headers(ct, health_server):
     assert sent == {"Bearer s3cr3t"}, f"every poll must send the headers given; Authorization seen: {sent!r}"
 
 
+@pytest.mark.criterion("ex11_3.t1.fires_when_ready")
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("body", "check", "expected", "ready"), [
+    ({"ok": True}, "ok", "true", True),
+    ({"count": 3}, "count", "3", True),
+    ({"count": 2}, "count", "3", False),
+    ({"state": 503}, "state", "healthy", False),
+])
+async def test_a_json_value_matches_its_text(ct, health_server, body, check, expected, ready):
+    health_server.queue_response(200, body)
+    trigger = make(ct, health_server, response_check=check, expected_value=expected)
+    payload = await trigger.check_once()
+    assert (payload is not None and payload.get("status") == "success") == ready, (
+        f"check_once() on {body!r}, response_check={check!r}, expected_value={expected!r}: expected "
+        f"{'the success payload' if ready else 'not ready (None)'}, got {payload!r}")
+
+
 @pytest.mark.criterion("ex11_3.t1.single_event")
 @pytest.mark.asyncio
 async def test_yields_exactly_one_event_then_returns(ct, health_server):
