@@ -121,6 +121,10 @@ async def test_follows_a_dotted_path_and_sends_the_headers(ct, health_server):
     ({"count": 3}, "count", "3", True),
     ({"count": 2}, "count", "3", False),
     ({"state": 503}, "state", "healthy", False),
+    ({"items": [{"state": "x"}, {"state": "ready"}]}, "items.1.state", "ready", True),
+    ({"items": [{"state": "ready"}]}, "items.1.state", "ready", False),
+    ({"items": [{"state": "ready"}]}, "items.x.state", "ready", False),
+    ({"data": {"state": "ready"}}, "data.missing", "ready", False),
 ])
 async def test_a_json_value_matches_its_text(ct, health_server, body, check, expected, ready):
     health_server.queue_response(200, body)
@@ -143,12 +147,31 @@ async def test_yields_exactly_one_event_then_returns(ct, health_server):
 
 @pytest.mark.criterion("ex11_3.t1.times_out")
 @pytest.mark.asyncio
+@pytest.mark.parametrize(("status", "body", "value"), [
+    (200, "{not json", None), (200, '{"other": 1}', None), (503, '{"other": 1}', None),
+    (503, '{"status": "maintenance"}', "maintenance"),
+])
+async def test_the_timeout_event_reports_the_last_answer(ct, health_server, status, body, value):
+    for _ in range(200):  # more answers than polls before the deadline
+        health_server.queue_response(status, body)
+    events = await collect_events(make(ct, health_server, poll_interval=0.02, timeout=0.3), within=10)
+    payload = payload_of(events, f"run() with timeout=0.3 against HTTP {status} {body}")
+    seen = {key: payload.get(key) for key in ("status", "last_http_status", "last_value")}
+    expected = {"status": "timeout", "last_http_status": status, "last_value": value}
+    assert seen == expected, f"answers HTTP {status} {body}, then the deadline: expected {expected}, got {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
 async def test_times_out_on_an_api_that_never_gets_healthy(ct, health_server):
     health_server.force("maintenance")
     events = await collect_events(make(ct, health_server, poll_interval=0.05, timeout=0.4), within=5)
     payload = payload_of(events, "run() with timeout=0.4 against an API in maintenance")
     assert payload.get("status") == "timeout", f"expected status 'timeout', got {payload!r}"
     assert payload.get("last_http_status") == 503, f"timeout event: expected last_http_status 503, got {payload!r}"
+    assert payload.get("last_value") == "maintenance", (
+        f"timeout event after 503 {{'status': 'maintenance'}} answers: expected last_value 'maintenance' (the "
+        f"field of the last answer, whatever its status), got {payload!r}")
     assert 0.4 <= payload.get("elapsed", -1) < 2.0, f"timeout event: expected elapsed in [0.4, 2), got {payload!r}"
     assert payload.get("attempts", 0) >= 2, f"timeout event: expected several attempts, got {payload!r}"
     polls = len(health_server.requests)
@@ -238,6 +261,17 @@ async def test_a_401_is_an_error_not_a_reason_to_poll_again(ct, health_server):
     )
     assert len(health_server.requests) == 1, f"HTTP 401: expected 1 request, got {len(health_server.requests)}"
     assert "wrong" not in str(payload), f"the error event must not carry the token: {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fatal_errors")
+@pytest.mark.parametrize("status", [400, 403])
+@pytest.mark.asyncio
+async def test_any_other_4xx_is_an_error(ct, health_server, status):
+    health_server.queue_response(status, '{"status": "nope"}')
+    events = await collect_events(make(ct, health_server), within=5)
+    payload = payload_of(events, f"run() against an HTTP {status}")
+    assert payload.get("status") == "error", f"HTTP {status}: expected status 'error', got {payload!r}"
+    assert len(health_server.requests) == 1, f"HTTP {status}: expected 1 request, got {len(health_server.requests)}"
 
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")
