@@ -98,6 +98,21 @@ async def test_fires_after_the_switch_to_healthy(ct, health_server):
 
 @pytest.mark.criterion("ex11_3.t1.fires_when_ready")
 @pytest.mark.asyncio
+async def test_every_event_names_its_endpoint(ct, health_server):
+    payloads = {"success": (await first_event(make(ct, health_server), within=10)).payload}
+    health_server.force("maintenance")
+    payloads["timeout"] = (await first_event(make(ct, health_server, timeout=0.2), within=10)).payload
+    health_server.force(None)
+    health_server.require_bearer("right")
+    payloads["error"] = (await first_event(make(ct, health_server), within=10)).payload
+    named = {kind: payload.get("endpoint") for kind, payload in payloads.items()}
+    assert named == dict.fromkeys(payloads, health_server.health_url), (
+        f"success, timeout and error events: expected each to carry endpoint {health_server.health_url!r}, "
+        f"got {payloads!r}")
+
+
+@pytest.mark.criterion("ex11_3.t1.fires_when_ready")
+@pytest.mark.asyncio
 async def test_follows_a_dotted_path_and_sends_the_headers(ct, health_server):
     health_server.require_bearer("s3cr3t")
     for state in ("building", "building"):
