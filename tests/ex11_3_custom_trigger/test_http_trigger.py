@@ -279,6 +279,27 @@ async def test_a_401_is_an_error_not_a_reason_to_poll_again(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")
+@pytest.mark.asyncio
+async def test_no_credential_reaches_an_event_or_the_log(ct, health_server, capfd, caplog):
+    health_server.require_bearer("right")
+    with_password = health_server.health_url.replace("http://", "http://robot:pa55word@", 1)
+    payloads = [payload_of(await collect_events(make(ct, health_server, endpoint=with_password), within=5),
+                           "run() against a URL with a password, answered 401"),
+                payload_of(await collect_events(make(ct, health_server, headers={"Authorization": "Bearer t0k3n"}),
+                                                within=5), "run() with a wrong bearer token, answered 401")]
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + "\n".join(r.getMessage() for r in caplog.records)
+    assert [p.get("status") for p in payloads] == ["error", "error"], f"two 401s: expected two errors, got {payloads}"
+    leaks = {secret: [where for where, text in (("events", str(payloads)), ("log", logged)) if secret in text]
+             for secret in ("pa55word", "t0k3n")}
+    assert not any(leaks.values()), (
+        f"a password in the endpoint URL and an Authorization header: expected neither in the events nor the "
+        f"log, found {leaks}")
+    assert "robot" in str(payloads[0].get("endpoint")), (
+        f"the endpoint with its password masked still names the URL: got {payloads[0].get('endpoint')!r}")
+
+
+@pytest.mark.criterion("ex11_3.t1.fatal_errors")
 @pytest.mark.parametrize("status", [400, 403])
 @pytest.mark.asyncio
 async def test_any_other_4xx_is_an_error(ct, health_server, status):
@@ -296,6 +317,8 @@ async def test_an_invalid_path_expression_is_an_error(ct, health_server, express
     events = await collect_events(make(ct, health_server, response_check=expression), within=3)
     payload = payload_of(events, f"run() with response_check={expression!r}")
     assert payload.get("status") == "error", f"response_check={expression!r}: expected status 'error', got {payload!r}"
+    assert any(f"{quote}{expression}{quote}" in str(payload.get("message")) for quote in "'\"`"), (
+        f"response_check={expression!r}: expected the error message to quote the expression, got {payload!r}")
 
 
 @pytest.mark.criterion("ex11_3.t1.transient_errors")
