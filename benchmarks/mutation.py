@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import json
 import os
 import re
@@ -110,14 +111,16 @@ def elapsed_so_far(workdir: Path) -> float:
     return max((meta.stat().st_mtime for meta in metas), default=time.time()) - started
 
 
-def run_mutmut(workdir: Path, max_children: int) -> tuple[int, float]:
-    (workdir / "started_at").write_text(str(time.time()))
+def run_mutmut(workdir: Path, max_children: int, names: list[str] = ()) -> tuple[int, float]:
+    """mutmut over every mutant not run yet (or only over `names`, again)."""
+    if not names:
+        (workdir / "started_at").write_text(str(time.time()))
     env = {**os.environ, "WORKBOOK_TARGET": "solution", "PYTHONDONTWRITEBYTECODE": "1"}
     env["PATH"] = f"{MUTMUT.parent}{os.pathsep}{env.get('PATH', '')}"
     started = time.monotonic()
-    with (workdir / "mutmut.log").open("w") as log:
-        code = subprocess.call(["nice", "-n", "19", str(MUTMUT), "run", "--max-children", str(max_children)],
-                               cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with (workdir / "mutmut.log").open("a" if names else "w") as log:
+        code = subprocess.call(["nice", "-n", "19", str(MUTMUT), "run", "--max-children", str(max_children),
+                                *names], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     return code, time.monotonic() - started
 
 
@@ -209,9 +212,49 @@ def collect(exercise: Exercise, workdir: Path, seconds: float, exit_code: int) -
             "seconds": round(seconds, 1), "mutmut_exit_code": exit_code, "mutants": mutants}
 
 
-def diff_of(workdir: Path, name: str) -> str:
-    shown = subprocess.run([str(MUTMUT), "show", name], cwd=workdir, capture_output=True, text=True)
-    return shown.stdout
+def diffs_of(workdir: Path, relative: str) -> dict[str, str]:
+    """Mutant name -> its change as a diff of the function, read from mutmut's mutated copy of the file
+    (what `mutmut show` prints, without a process per mutant)."""
+    mutated = workdir / "mutants" / relative
+    if not mutated.exists():
+        return {}
+    source = mutated.read_text()
+    lines = source.splitlines()
+    bodies = {node.name: lines[node.lineno - 1:node.end_lineno] for node in ast.walk(ast.parse(source))
+              if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    prefix = relative.removesuffix(".py").replace("/", ".") + "."
+    found = {}
+    for name, body in bodies.items():
+        base, marker, _ = name.rpartition("__mutmut_")
+        if not marker or name.endswith("__mutmut_orig") or base + "__mutmut_orig" not in bodies:
+            continue
+        before = [line.replace(base + "__mutmut_orig", base) for line in bodies[base + "__mutmut_orig"]]
+        after = [line.replace(name, base) for line in body]
+        found[prefix + name] = "\n".join(difflib.unified_diff(before, after, lineterm="", n=1))
+    return found
+
+
+def refresh_suite(exercise: Exercise, workdir: Path) -> None:
+    """The repo's tests and chapters as they are now, into an earlier run's scratch copy (its mutants stay:
+    the solution must not have changed)."""
+    for relative in [f"solutions/{exercise.module}.py"] + [f"solutions/dags/{name}" for name in exercise.dags]:
+        if (REPO / relative).read_bytes() != (workdir / relative).read_bytes():
+            raise SystemExit(f"{relative} changed since the run in {workdir}: run `make mutation` again")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z", "tests", "exercises"], cwd=REPO,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for folder in ("tests", "exercises"):
+        shutil.rmtree(workdir / folder, ignore_errors=True)
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, workdir / name)
+
+
+def survivors_of(workdir: Path) -> list[str]:
+    names = []
+    for meta in (workdir / "mutants").rglob("*.meta"):
+        names += [name for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items() if code == 0]
+    return sorted(names)
 
 
 def main() -> int:
@@ -220,6 +263,9 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--collect-only", action="store_true",
                         help="only read the results of an earlier (or interrupted) run in build/mutation/")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run the survivors of the earlier run in build/mutation/ again, against the tests and "
+                             "chapters as they are now (the solution must be unchanged)")
     args = parser.parse_args()
     if unknown := [name for name in args.exercises if name not in EXERCISES]:
         parser.error(f"unknown exercise(s) {unknown}: choose from {', '.join(EXERCISES)}")
@@ -229,15 +275,26 @@ def main() -> int:
         if args.collect_only:
             workdir = REPO / "build" / "mutation" / exercise.name
             code, seconds = -1, elapsed_so_far(workdir)
+        elif args.survivors:
+            workdir = REPO / "build" / "mutation" / exercise.name
+            refresh_suite(exercise, workdir)
+            names = survivors_of(workdir)
+            print(f"{name}: {len(names)} survivors again, against the suite as it is now ...", flush=True)
+            earlier = RESULTS / f"{name}.json"
+            first_run = json.loads(earlier.read_text())["seconds"] if earlier.exists() else elapsed_so_far(workdir)
+            code, again = run_mutmut(workdir, args.max_children, names) if names else (0, 0.0)
+            seconds = first_run + again  # the whole measurement: the first run, then the survivors again
         else:
             workdir = scratch_copy(exercise)
             print(f"{name}: mutating {exercise.module} in {workdir} ...", flush=True)
             code, seconds = run_mutmut(workdir, args.max_children)
         result = collect(exercise, workdir, seconds, code)
-        if not args.collect_only:  # `mutmut show` takes seconds per mutant: `mutmut browse` has them too
-            for mutant in result["mutants"]:
-                if mutant["status"] == "survived":
-                    mutant["diff"] = diff_of(workdir, mutant["name"])
+        diffs = {}
+        for relative in {mutant["file"] for mutant in result["mutants"]}:
+            diffs.update(diffs_of(workdir, relative))
+        for mutant in result["mutants"]:
+            if mutant["status"] == "survived":
+                mutant["diff"] = diffs.get(mutant["name"], "")
         out = RESULTS / f"{name}.json"
         with tempfile.NamedTemporaryFile("w", dir=RESULTS, delete=False, suffix=".tmp") as tmp:
             json.dump(result, tmp, indent=1, ensure_ascii=False)

@@ -18,7 +18,12 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "mutation"
 TRIAGE = HERE / "mutation_triage.toml"
 REPORT = HERE / "mutation.md"
-COLUMNS = ("generated", "not checked", "killed", "survived", "timeout", "no tests", "given", "equivalent", "score")
+COLUMNS = ("generated", "not checked", "killed", "survived", "timeout", "no tests", "given", "equivalent",
+           "unspecified", "score")
+# Triage verdicts that take a survivor out of the score, each listed with why: "equivalent" (the mutant
+# behaves as the original), "unspecified" (it changes only what no chapter states, so a test demanding it
+# would fail a correct solution written differently).
+SET_ASIDE = ("equivalent", "unspecified")
 MEASURED = HERE / "mutation_measured.md"  # what the committed runs cover, written by whoever ran them
 
 
@@ -31,11 +36,12 @@ def load_triage() -> dict[str, dict]:
 def counts(mutants: list[dict], triage: dict[str, dict]) -> dict[str, object]:
     status = Counter()
     for mutant in mutants:
-        if mutant["status"] == "survived" and triage.get(mutant["name"], {}).get("verdict") == "equivalent":
-            status["equivalent"] += 1
+        verdict = triage.get(mutant["name"], {}).get("verdict")
+        if mutant["status"] == "survived" and verdict in SET_ASIDE:
+            status[verdict] += 1
         else:
             status[mutant["status"]] += 1
-    # Score over the non-equivalent mutants the suite ran: a timeout is a kill (the mutant hangs the task).
+    # Score over the mutants the suite ran, less those set aside: a timeout is a kill (the mutant hangs the task).
     judged = status["killed"] + status["timeout"] + status["survived"]
     score = f"{100 * (status['killed'] + status['timeout']) / judged:.1f} %" if judged else "n/a"
     return {"generated": len(mutants), **{k: status[k] for k in COLUMNS[1:-1]}, "score": score}
@@ -57,7 +63,8 @@ def main() -> int:
            "(a whole Airflow deployment) are left out: under mutmut's tracing on the shared 2-core machine a "
            "single `dag.test()` run took longer than pytest-timeout's 120 s in the stats run, and every mutant "
            "of a function a DAG run touches would pay for one. "
-           "Score = (killed + timed out) / (killed + timed out + survived non-equivalent). "
+           "Score = (killed + timed out) / (killed + timed out + survived), the survivors judged equivalent or "
+           "unspecified (each listed below with why) not counted. "
            "\"no tests\" are mutants in code no test of the suite executes in the pytest process "
            "(typically code that runs only in a child process, e.g. a trigger rebuilt in a fresh interpreter), "
            "so mutmut cannot select a test for them; they are not in the score. "
@@ -78,7 +85,8 @@ def main() -> int:
         out += table([(task, counts([m for m in run["mutants"] if m["task"] == task], triage)) for task in tasks])
         survivors = [m for m in run["mutants"] if m["status"] == "survived"]
         equivalent = [m for m in survivors if triage.get(m["name"], {}).get("verdict") == "equivalent"]
-        gaps = [m for m in survivors if m not in equivalent]
+        unspecified = [m for m in survivors if triage.get(m["name"], {}).get("verdict") == "unspecified"]
+        gaps = [m for m in survivors if m not in equivalent and m not in unspecified]
         if gaps:
             out += ["", "Surviving mutants (not equivalent) and the criterion that should kill them:", ""]
             for m in gaps:
@@ -89,6 +97,10 @@ def main() -> int:
         if equivalent:
             out += ["", "Equivalent mutants (no test can tell them apart):", ""]
             out += [f"- `{m['name']}`: {triage[m['name']]['note']}" for m in equivalent]
+        if unspecified:
+            out += ["", "Unspecified (the mutant changes only what the chapter does not state; a test demanding it "
+                    "would fail a correct solution written differently):", ""]
+            out += [f"- `{m['name']}`: {triage[m['name']]['note']}" for m in unspecified]
     text = "\n".join(out) + "\n"
     with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as tmp:
         tmp.write(text)
