@@ -134,6 +134,33 @@ def test_a_dag_target_gets_a_dag_run(webhook, fake_airflow):
 
 
 @pytest.mark.criterion("ex11_5.t2.replay_delivered_once")
+def test_the_event_id_is_the_senders_own_when_it_has_one(ed):
+    def parsed(payload):
+        body = json.dumps(payload).encode()
+        return ed.parse_notification(payload, body), hashlib.sha256(body).hexdigest()
+
+    with_sequencer = minio_notification("landing/bronze/a.parquet", sequencer="0055AED6DCD90281E5")
+    later = {**with_sequencer, "EventTime": "2025-01-15T10:00:01Z"}  # another body, the same S3 event
+    cases = [
+        ("MinIO with Records[0].s3.object.sequencer", with_sequencer, "0055AED6DCD90281E5"),
+        ("the same MinIO event in another body", later, "0055AED6DCD90281E5"),
+        ("MinIO without a sequencer", minio_notification("landing/bronze/a.parquet"), None),
+        ("MinIO without Records", {"EventName": "s3:ObjectCreated:Put", "Key": "landing/b.parquet"}, None),
+        ("a generic webhook with an id", generic_notification("crm", "updated", id="evt-42"), "evt-42"),
+        ("a generic webhook without one", generic_notification("crm", "updated"), None),
+    ]
+    for label, payload, own_id in cases:
+        event, body_hash = parsed(payload)
+        expected = own_id or body_hash
+        assert event.event_id == expected, (
+            f"parse_notification() of {label} ({payload!r}): expected event_id {expected!r} "
+            f"({'the sender' + chr(39) + 's id' if own_id else 'the SHA-256 of the body'}), got {event.event_id!r}")
+    for payload in ({"EventName": "s3:ObjectCreated:Put", "Key": 7}, {"EventName": 7, "Key": "landing/a"}, ["x"]):
+        with pytest.raises(ed.UnknownFormat):
+            parsed(payload)
+
+
+@pytest.mark.criterion("ex11_5.t2.replay_delivered_once")
 def test_a_replayed_event_is_delivered_once(webhook, fake_airflow):
     hook = webhook()
     payload = minio_notification("landing/bronze/sales/a.parquet")

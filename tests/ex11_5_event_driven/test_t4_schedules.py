@@ -47,10 +47,13 @@ def test_presets_and_time_zones_become_timetables(ed):
     )
     summer = next_runs(ed.cron_schedule("daily_6am", "America/New_York"), datetime(2025, 7, 1, tzinfo=UTC), 1)
     assert summer == [datetime(2025, 7, 1, 10, 0, tzinfo=UTC)], f"daily_6am New York in July: expected 10:00 UTC, got {summer}"
-    for bad in [("twice_hourly", "UTC"), ("0 6 * *", "UTC"), ("0 25 * * *", "UTC"), ("daily", "Mars/Olympus")]:
-        with pytest.raises(ValueError):
+    for bad, named in [(("twice_hourly", "UTC"), "twice_hourly"), (("0 6 * *", "UTC"), "0 6 * *"),
+                       (("0 25 * * *", "UTC"), "0 25 * * *"), (("daily", "Mars/Olympus"), "Mars/Olympus")]:
+        with pytest.raises(ValueError) as raised:
             ed.cron_schedule(*bad)
             pytest.fail(f"cron_schedule{bad}: expected ValueError")
+        assert named in str(raised.value), (
+            f"cron_schedule{bad}: expected a ValueError naming {named!r}, got {str(raised.value)!r}")
 
 
 @pytest.mark.criterion("ex11_5.t4.freshness_schedule")
@@ -63,6 +66,11 @@ def test_the_sla_table_gives_the_schedule(ed):
         runs = next_runs(timetable, datetime(2025, 1, 15, 0, 30, tzinfo=UTC), 3)
         expected_runs = next_runs(ed.cron_schedule(cron), datetime(2025, 1, 15, 0, 30, tzinfo=UTC), 3)
         assert runs == expected_runs, f"warn_after {warn} h: expected the schedule {cron!r}, got runs {runs}"
+    berlin = ed.freshness_schedule(ed.FreshnessPolicy(warn_after=24 * hours, error_after=48 * hours), "Europe/Berlin")
+    runs = next_runs(berlin, datetime(2025, 1, 15, 12, 0, tzinfo=UTC), 1)
+    assert runs == [datetime(2025, 1, 15, 23, 0, tzinfo=UTC)], (
+        f"freshness_schedule(warn_after 24 h, 'Europe/Berlin'): expected daily at midnight Berlin time (23:00 UTC "
+        f"in winter), got {runs}")
     for warn, error in [(6, 3), (0, 24)]:
         with pytest.raises(ValueError):
             ed.FreshnessPolicy(warn_after=warn * hours, error_after=error * hours)
