@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -214,6 +215,20 @@ async def test_service_health_fires_after_three_failures_in_a_row(ed, tmp_path, 
     )
     event = (await take_events(trigger, 1))[0]
     assert event.get("context") == {"service": url}, f"health event context: expected {{'service': {url!r}}}, got {event!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.service_health_trigger")
+async def test_a_service_that_does_not_answer_fails_its_checks(ed, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on: every check is refused
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/api/health"
+    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "c.sqlite"), health_url=url,
+                                      failures_required=2, poll_interval=0.005, poll_timeout=2)
+    results = [(await trigger.poll()).fire for _ in range(2)]
+    assert results == [False, True], (
+        f"a service whose port refuses connections, failures_required=2: expected the 2nd refused check to fire "
+        f"(a check that gets no answer failed), got {results}")
 
 
 @pytest.mark.integration
