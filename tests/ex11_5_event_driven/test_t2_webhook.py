@@ -81,6 +81,22 @@ def test_bad_requests_get_their_status_and_are_not_delivered(webhook, fake_airfl
 
 
 @pytest.mark.criterion("ex11_5.t2.rejects_bad_requests")
+def test_a_body_of_exactly_max_body_bytes_is_accepted(webhook, fake_airflow):
+    hook = webhook(max_body_bytes=4096)
+
+    def sized(size: int, event_id: str) -> dict:
+        bare = generic_notification("crm", "updated", id=event_id, padding="")
+        return {**bare, "padding": "z" * (size - len(json.dumps(bare)))}
+
+    at_limit, over = sized(4096, "at-limit"), sized(4097, "over")
+    assert (len(json.dumps(at_limit)), len(json.dumps(over))) == (4096, 4097)
+    statuses = [hook.sender.send(at_limit)[0], hook.sender.send(over)[0]]
+    assert statuses == [202, 413], (
+        f"max_body_bytes=4096, bodies of 4096 and 4097 bytes: expected [202, 413] ('over max_body_bytes' is "
+        f"413), got {statuses}")
+
+
+@pytest.mark.criterion("ex11_5.t2.rejects_bad_requests")
 def test_the_signature_is_checked_before_the_body_is_parsed(webhook, fake_airflow):
     hook = webhook()
     cases = {
