@@ -271,7 +271,7 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
         collector.start()
         try:
             cut = _wait(process, timeout, options.sandbox.limits.processes if options.sandbox else None,
-                        crowded_for=min(FORK_BOMB_SECONDS, 2 * options.per_test_timeout))
+                        crowded_for=_fork_bomb_window(options.per_test_timeout))
             if cut:
                 _kill_group(process)
             return process.wait(), cut
@@ -323,6 +323,12 @@ FORK_BOMB_SHARE, FORK_BOMB_SECONDS, GUARD_POLL_SECONDS = 0.9, 20.0, 0.5
 FORK_BOMB = "fork bomb"
 FORK_BOMB_NOTE = ("the test process was stopped from outside: the submission kept the sandbox at its process "
                   "limit (a fork bomb)")
+
+
+def _fork_bomb_window(per_test_timeout: float) -> float:
+    """Seconds at the process limit before the sandbox counts as a fork bomb (no per-test timeout: the full
+    window)."""
+    return min(FORK_BOMB_SECONDS, 2 * per_test_timeout) if per_test_timeout > 0 else FORK_BOMB_SECONDS
 
 
 def _wait(process: subprocess.Popen, timeout: float, process_limit: int | None,
