@@ -152,6 +152,42 @@ def given_functions(starter: str, solution: str) -> set[str]:
     return {name for name, body in reference.items() if shipped.get(name) == body}
 
 
+def _functions(source: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """mutmut's mangled function name (`x_f`, `xǁClassǁmethod`) -> its definition."""
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found[f"x_{node.name}"] = node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    found[f"xǁ{node.name}ǁ{item.name}"] = item
+    return found
+
+
+def given_signature_mutants(workdir: Path, relative: str) -> set[str]:
+    """Mutants that change only a function's signature (a default value) where the starter ships that
+    signature as the solution has it: the learner does not write the defaults, so they are given."""
+    mutated, starter = workdir / "mutants" / relative, workdir / relative.replace("solutions/", "starters/", 1)
+    if not mutated.exists() or not starter.exists():
+        return set()
+    shipped = {name: ast.dump(node.args) for name, node in _functions(starter.read_text()).items()}
+    tree = ast.parse(mutated.read_text())
+    defs = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    prefix = relative.removesuffix(".py").replace("/", ".") + "."
+    found = set()
+    for name, node in defs.items():
+        base, marker, _ = name.rpartition("__mutmut_")
+        original = defs.get(base + "__mutmut_orig")
+        if not marker or name.endswith("__mutmut_orig") or original is None:
+            continue
+        signature_only = (ast.dump(node.args) != ast.dump(original.args)
+                          and [ast.dump(n) for n in node.body] == [ast.dump(n) for n in original.body])
+        if signature_only and shipped.get(base) == ast.dump(original.args):
+            found.add(prefix + name)
+    return found
+
+
 def function_lines(source: str) -> dict[str, int]:
     """mutmut's mangled function name (`f`, `xǁClassǁmethod`) -> the line it is defined on."""
     lines: dict[str, int] = {}
@@ -292,7 +328,12 @@ def main() -> int:
         diffs = {}
         for relative in {mutant["file"] for mutant in result["mutants"]}:
             diffs.update(diffs_of(workdir, relative))
+        given_defaults = set()
+        for relative in {mutant["file"] for mutant in result["mutants"]}:
+            given_defaults |= given_signature_mutants(workdir, relative)
         for mutant in result["mutants"]:
+            if mutant["status"] == "survived" and mutant["name"] in given_defaults:
+                mutant["status"] = "given"
             if mutant["status"] == "survived":
                 mutant["diff"] = diffs.get(mutant["name"], "")
         out = RESULTS / f"{name}.json"

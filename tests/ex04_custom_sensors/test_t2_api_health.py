@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -225,4 +226,98 @@ def test_logs_status_latency_and_body(sensors, health_server, sensor_log):
     text = sensor_log.text
     assert "503" in text and "maintenance" in text and "ms" in text, (
         f"poke() on a 503: expected the log to show the status, the latency (ms) and the body, got {text!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t2.auth")
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"bearer_token": "t", "basic_auth": ("u", "p")}, "bearer_token"),
+    ({"basic_auth": ("u", "p"), "conn_id": "c"}, "conn_id"),
+    ({"request_timeout": 0}, "request_timeout"),
+    ({"connect_retries": -1}, "connect_retries"),
+    ({"retry_backoff": -0.5}, "retry_backoff"),
+])
+def test_impossible_settings_are_refused(sensors, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api", **kwargs)
+
+
+@pytest.mark.criterion("ex04.t2.auth")
+def test_settings_at_their_limits_are_accepted(sensors):
+    try:
+        sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api",
+                                request_timeout=0.01, connect_retries=0, retry_backoff=0, bearer_token="t")
+    except ValueError as exc:
+        pytest.fail(f"APIHealthSensor(request_timeout=0.01, connect_retries=0, retry_backoff=0, one credential) "
+                    f"raised ValueError({exc}); expected it accepted")
+
+
+@pytest.mark.criterion("ex04.t2.fails_fast")
+def test_an_https_url_is_not_malformed(sensors, health_server):
+    url = health_server.health_url.replace("http://", "https://")  # no TLS there: a connection error
+    try:
+        result = poke(make_sensor(sensors, url, connect_retries=0))
+    except AirflowFailException as exc:
+        pytest.fail(f"poke() on {url}: raised AirflowFailException({exc}); an https URL is well formed, "
+                    f"and failing to connect means not yet")
+    assert not is_done(result), f"poke() on {url} (the server speaks no TLS): expected not done, got {result!r}"
+
+
+@pytest.mark.criterion("ex04.t2.fails_fast")
+def test_a_bad_request_fails_at_once_naming_its_status(sensors, health_server):
+    health_server.queue_response(400, {"error": "bad request"})
+    with pytest.raises(AirflowFailException) as raised:
+        poke(make_sensor(sensors, health_server.health_url))
+    assert "400" in str(raised.value), f"poke() answered 400: expected the failure to say 400, got {raised.value!r}"
+
+
+@pytest.mark.criterion("ex04.t2.fails_fast")
+def test_the_failures_name_what_is_wrong(sensors, health_server, monkeypatch):
+    with pytest.raises(AirflowFailException) as raised:
+        poke(make_sensor(sensors, "ftp://127.0.0.1/api/health"))
+    assert "ftp://127.0.0.1/api/health" in str(raised.value), (
+        f"poke() with endpoint_url='ftp://127.0.0.1/api/health': expected the failure to name the URL, "
+        f"got {raised.value!r}"
+    )
+    with pytest.raises(AirflowFailException) as raised:
+        poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_no_such_connection"))
+    assert "ex04_no_such_connection" in str(raised.value), (
+        f"poke() with an unknown conn_id: expected the failure to name it, got {raised.value!r}"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_EX04_HEALTH_EMPTY", '{"conn_type": "http", "host": "127.0.0.1"}')
+    with pytest.raises(AirflowFailException) as raised:
+        poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_health_empty"))
+    assert "ex04_health_empty" in str(raised.value), (
+        f"poke() with a connection that has neither login nor password: expected AirflowFailException naming "
+        f"it, got {raised.value!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t2.checks_status_and_body")
+def test_the_xcom_has_status_body_and_latency_in_ms(sensors, health_server):
+    health_server.latency = 0.2
+    started = time.monotonic()
+    result = poke(make_sensor(sensors, health_server.health_url))
+    wall_ms = (time.monotonic() - started) * 1000
+    assert isinstance(result, PokeReturnValue) and result.is_done, f"poke() on a healthy API: got {result!r}"
+    xcom = result.xcom_value
+    assert set(xcom) == {"status_code", "body", "latency_ms"}, (
+        f"poke() on a healthy API: expected the XCom keys status_code, body and latency_ms, got {sorted(xcom)}"
+    )
+    assert 200 <= xcom["latency_ms"] <= wall_ms + 1, (
+        f"poke() on an API that takes 0.2 s to answer, in a poke that took {wall_ms:.0f} ms: expected "
+        f"latency_ms between 200 and {wall_ms:.0f}, got {xcom['latency_ms']!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t2.logs_responses")
+def test_the_logged_latency_is_in_milliseconds(sensors, health_server, sensor_log):
+    health_server.latency = 0.2
+    started = time.monotonic()
+    poke(make_sensor(sensors, health_server.health_url))
+    wall_ms = (time.monotonic() - started) * 1000
+    logged = [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)\s*ms\b", sensor_log.text)]
+    assert any(195 <= n <= wall_ms + 1 for n in logged), (
+        f"poke() on an API that takes 0.2 s, in a poke of {wall_ms:.0f} ms: expected the log to show the "
+        f"latency in ms (about 200), found {logged} in {sensor_log.text!r}"
     )

@@ -258,6 +258,50 @@ def test_the_three_together(sensors, ml_data):
     )
 
 
+@pytest.mark.criterion("ex04.t3.condition_status")
+def test_a_condition_not_ready_yet_is_waiting(sensors):
+    sensor = make_sensor(sensors, {"ready": Switch(True), "not_yet": Switch()})
+    poke(sensor)
+    status = sensor.condition_status
+    assert status["not_yet"]["status"] == "waiting" and status["not_yet"]["checks"] == 1, (
+        f"condition_status after one poke of a condition that answered False: expected status 'waiting' "
+        f"with checks 1, got {status['not_yet']!r}"
+    )
+    assert status["not_yet"]["first_ready_at"] is None, (
+        f"condition_status of a condition never ready: expected first_ready_at None, got {status['not_yet']!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t3.raising_condition")
+def test_a_raising_condition_is_never_ready(sensors, sensor_log, monkeypatch):
+    sensor = make_sensor(sensors, {"ok": Switch(True), "broken": broken}, require_all=False)
+    result = poke(sensor)
+    assert isinstance(result, PokeReturnValue) and result.is_done, f"any-mode with one ready: got {result!r}"
+    broken_status = result.xcom_value["broken"]
+    assert broken_status["status"] == "error" and broken_status["first_ready_at"] is None, (
+        f"the XCom's status of a condition that raised: expected status 'error' and first_ready_at None "
+        f"(it was never ready), got {broken_status!r}"
+    )
+    assert any("broken" in m for m in sensor_log.at_least("warning")), (
+        f"poke() whose condition 'broken' raised: expected a warning naming it, got {sensor_log.messages}"
+    )
+    sensor = make_sensor(sensors, {"ok": Switch(True), "broken": broken}, condition_timeouts={"broken": 60})
+    poke(sensor)
+    _travel(sensors, monkeypatch, seconds=61)
+    with pytest.raises(AirflowException) as raised:
+        poke(sensor)
+    assert "broken" in str(raised.value), (
+        f"all-mode, 'broken' raising for 61 s with a 60 s timeout: expected the sensor to fail naming it (an "
+        f"error is not ready), got {raised.value!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_no_conditions_is_refused_saying_so(sensors):
+    with pytest.raises(ValueError, match="condition"):
+        make_sensor(sensors, {})
+
+
 def _travel(sensors, monkeypatch, seconds: float) -> None:
     """Move the sensor's notion of now forward (it reads airflow.sdk.timezone.utcnow or time)."""
     import time as time_module

@@ -76,6 +76,40 @@ def test_clamped_to_min_and_max(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
+@pytest.mark.parametrize(("successes", "expected"), [(10, 67.5), (0, 31.5)])
+def test_the_rule_is_exact_not_rounded_to_seconds(sensors, drop, history, successes, expected):
+    sensor = make_sensor(sensors, drop, history, initial_interval=45)
+    record(sensor, successes, 10 - successes)
+    got = sensor.calculate_adaptive_interval()
+    assert got == pytest.approx(expected, abs=1e-6), (
+        f"calculate_adaptive_interval() from 45 s after {successes} of 10 attempts found: expected {expected} s "
+        f"(the rule's +50 % or -30 %, seconds as a float), got {got}"
+    )
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"min_interval": 0, "max_interval": 300}, "min_interval"),
+    ({"initial_interval": 10, "min_interval": 10, "max_interval": 5}, "max_interval"),
+    ({"history_size": 0}, "history_size"),
+])
+def test_impossible_settings_are_refused(sensors, drop, history, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
+                                   **kwargs)
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+def test_settings_at_their_limits_are_accepted(sensors, drop, history):
+    try:
+        sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
+                                   initial_interval=1, min_interval=1, max_interval=1, history_size=1)
+    except ValueError as exc:
+        pytest.fail(f"AdaptiveFileSensor(min_interval=1, max_interval=1, history_size=1) raised "
+                    f"ValueError({exc}); expected it accepted")
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
 def test_only_the_last_history_size_attempts_count(sensors, drop, history):
     sensor = make_sensor(sensors, drop, history, history_size=5)
     record(sensor, successes=5, failures=20)  # 20 old failures, then 5 successes
@@ -186,7 +220,7 @@ def test_override_from_the_run_conf(sensors, drop, history):
     (-5, 90, "a negative override is ignored"),
     ("soon", 90, "an override that is not a number is ignored"),
 ])
-def test_only_a_positive_number_overrides(sensors, drop, history, override, expected, why):
+def test_only_a_positive_number_overrides(sensors, drop, history, sensor_log, override, expected, why):
     sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
     record(sensor, successes=10, failures=0)  # the next poke learns 60 s -> 90 s
     context = make_context(sensor, conf={"poll_interval_override": override})
@@ -197,6 +231,11 @@ def test_only_a_positive_number_overrides(sensors, drop, history, override, expe
     assert expected - 0.2 <= waited <= expected + 2, (
         f"execute() with dag_run.conf poll_interval_override={override!r} ({why}): expected a reschedule "
         f"~{expected} s later, got {waited:.1f} s")
+    if expected != override:
+        assert any(str(override) in m for m in sensor_log.at_least("warning")), (
+            f"execute() with dag_run.conf poll_interval_override={override!r}: expected a warning naming the "
+            f"ignored value, got {sensor_log.messages}"
+        )
 
 
 @pytest.mark.criterion("ex04.t4.history_persists")

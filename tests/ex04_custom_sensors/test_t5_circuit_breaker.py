@@ -6,6 +6,7 @@ for every poke, with the same dag, task and run (the same logical date).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -232,3 +233,158 @@ def test_each_mapped_task_instance_has_its_own_circuit(sensors, sim_clock, state
         "map index 1 of the same task and run, first poke: expected its own closed circuit (the state key "
         "includes the map index), but the check was skipped"
     )
+
+
+class TimedCheck(FlakyCheck):
+    """A FlakyCheck that takes a little time and remembers how long each call took by its own clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0
+
+    def __call__(self) -> bool:
+        started = time.monotonic()
+        try:
+            time.sleep(0.01)
+            return super().__call__()
+        finally:
+            self.seconds += time.monotonic() - started
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_the_xcom_counts_checks_errors_and_their_time(sensors, sim_clock, state_dir):
+    check = TimedCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    poke_seconds = 0.0
+    for failing, ready in ((True, False), (False, False), (False, True)):  # an error, not ready, ready
+        check.failing, check.ready = failing, ready
+        started = time.monotonic()
+        result = poke_safely(breaker, "in an error, not-ready, ready sequence")
+        poke_seconds += time.monotonic() - started
+    assert isinstance(result, PokeReturnValue) and result.is_done and isinstance(result.xcom_value, dict), (
+        f"poke() once the check answers ready: expected PokeReturnValue(is_done=True, xcom_value=<the state>), "
+        f"got {result!r}"
+    )
+    state = result.xcom_value
+    assert (state.get("checks"), state.get("errors")) == (3, 1), (
+        f"the XCom after an error, a not-ready answer and a ready one (3 instances): expected checks=3, "
+        f"errors=1, got checks={state.get('checks')!r}, errors={state.get('errors')!r} in {state}"
+    )
+    total = state.get("total_duration")
+    assert isinstance(total, int | float) and check.seconds <= total + 1e-3 and total <= poke_seconds + 1e-3, (
+        f"the XCom's total_duration after 3 checks that took {check.seconds:.3f} s in pokes that took "
+        f"{poke_seconds:.3f} s: expected a number of seconds between the two, got {total!r}"
+    )
+    error = str(state.get("last_error"))
+    assert "ConnectionError" in error and "upstream refused the connection" in error, (
+        f"the XCom's last_error after a ConnectionError('upstream refused the connection'): expected "
+        f"'<type>: <message>', got {state.get('last_error')!r}"
+    )
+    assert state.get("state") == "closed", f"the XCom of a breaker that answered: expected state 'closed', got {state}"
+
+
+@pytest.mark.criterion("ex04.t5.half_open_recovery")
+def test_a_successful_trial_reports_a_closed_circuit(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker.poke()
+    breaker.poke()
+    check.failing, check.ready = False, True
+    sim_clock.advance(100)  # exactly recovery_timeout: "until recovery_timeout seconds have passed"
+    result = breaker.poke()
+    assert check.calls == 3, (
+        f"poke() exactly recovery_timeout=100 s after the circuit opened: expected the trial check to run, "
+        f"got {check.calls - 2} checks"
+    )
+    assert is_done(result) and result.xcom_value.get("state") == "closed", (
+        f"a trial that answered ready: expected done with the state 'closed' as the XCom, got {result!r}"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_a_first_poke_that_succeeds_leaves_no_state(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    check.failing, check.ready = False, True
+    result = poke_safely(Breaker(sensors, sim_clock, state_dir, check), "whose first check answers ready")
+    assert is_done(result), f"poke() whose first check answers ready: expected done, got {result!r}"
+    left = sorted(p.name for p in state_dir.rglob("*.json")) if state_dir.exists() else []
+    assert not left, f"a sensor that succeeded: expected its state file removed, found {left}"
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+@pytest.mark.parametrize("tasks", [("guard_A", "guard_B"), ("a_guard", "b_guard")])
+def test_tasks_whose_ids_differ_in_one_letter_have_their_own_circuits(sensors, sim_clock, state_dir, tasks):
+    checks = [FlakyCheck(), FlakyCheck()]
+    first, second = (
+        RescheduledTask(lambda check=check, task=task: sensors.CircuitBreakerSensor(
+            task_id=task, condition=check, state_dir=str(state_dir), clock=sim_clock.now, mode="reschedule",
+            failure_threshold=2, recovery_timeout=300), logical_date=RUN_DATE)
+        for task, check in zip(tasks, checks, strict=True)
+    )
+    first.poke()
+    first.poke()
+    second.poke()
+    assert checks[1].calls == 1, (
+        f"task {tasks[1]!r}, first poke, after {tasks[0]!r} of the same run opened its circuit: expected its "
+        f"own closed circuit, but the check was skipped"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+def test_state_dir_defaults_under_airflow_home(sensors, sim_clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    check = FlakyCheck()
+    sensor = sensors.CircuitBreakerSensor(task_id="guarded_check", condition=check, clock=sim_clock.now,
+                                          failure_threshold=2)
+    sensor.poke(make_context(sensor, logical_date=RUN_DATE))
+    folder = tmp_path / "home" / "sensor_state" / "circuit_breakers"
+    found = sorted(p.name for p in folder.glob("*.json")) if folder.exists() else []
+    assert found, (
+        f"an error with state_dir unset and AIRFLOW_HOME={tmp_path / 'home'}: expected the state file in {folder}, "
+        f"found {sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*.json'))}"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.survives_reschedule")
+@pytest.mark.parametrize("damage", ["not JSON", "[1, 2]"])
+def test_an_unreadable_state_file_means_a_closed_circuit(sensors, sim_clock, state_dir, sensor_log, damage):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()  # open
+    files = sorted(state_dir.rglob("*.json"))
+    assert len(files) == 1, f"after two errors of one task run: expected one state file in {state_dir}, got {files}"
+    files[0].write_text(damage)
+    sensor_log.clear()
+    calls = check.calls
+    poke_safely(breaker, f"with the state file holding {damage!r}")
+    assert check.calls == calls + 1, (
+        f"poke() with the state file holding {damage!r}: expected a fresh closed circuit (the check runs), "
+        f"got {check.calls - calls} checks"
+    )
+    if damage == "not JSON":
+        assert any(files[0].name in m for m in sensor_log.at_least("warning")), (
+            f"poke() with an unreadable state file: expected a warning naming {files[0].name}, "
+            f"got {sensor_log.messages}"
+        )
+
+
+@pytest.mark.criterion("ex04.t5.opens_after_threshold")
+def test_an_error_is_logged_with_what_was_raised(sensors, sim_clock, state_dir, sensor_log):
+    breaker = Breaker(sensors, sim_clock, state_dir, FlakyCheck(), failure_threshold=3)
+    poke_safely(breaker, "with the check failing")
+    assert any("upstream refused the connection" in m for m in sensor_log.at_least("warning")), (
+        f"poke() whose check raised ConnectionError('upstream refused the connection'): expected a warning "
+        f"saying so, got {sensor_log.messages}"
+    )
+
+
+@pytest.mark.criterion("ex04.t5.opens_after_threshold")
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"failure_threshold": 0}, "failure_threshold"),
+    ({"recovery_timeout": -1}, "recovery_timeout"),
+])
+def test_impossible_settings_are_refused(sensors, kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        sensors.CircuitBreakerSensor(task_id="guarded_check", condition=FlakyCheck(), **kwargs)
+    sensors.CircuitBreakerSensor(task_id="edge", condition=FlakyCheck(), failure_threshold=1, recovery_timeout=0)
