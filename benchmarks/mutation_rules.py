@@ -26,11 +26,15 @@ CODEC = "\"utf-8\" and \"UTF-8\" name the same codec."
 
 
 def _tokens(line: str) -> list[tuple[int, str]] | None:
-    try:
-        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
-                if t.type not in _SKIP]
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return None  # a line that is a fragment of a longer statement
+    # A line may open a call that goes on below (`self.log.warning("...",`): close it to tokenize it.
+    for closing in ("", ")", "))", ")))"):
+        try:
+            return [(t.type, t.string) for t in
+                    tokenize.generate_tokens(io.StringIO(line.strip() + closing + "\n").readline)
+                    if t.type not in _SKIP]
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            continue
+    return None
 
 
 def _respelled(old: str, new: str) -> str | None:

@@ -109,15 +109,15 @@ def test_a_lock_is_waited_for_only_sqlite_lock_timeout(sensors, tmp_path, sim_cl
     db = OrderDB(tmp_path / "sql", clock=sim_clock, sqlite=True)
     db.advance(30)
     sensor = make_sensor(sensors, db.sqlite_path, sqlite_lock_timeout=0.05)
+
+    def hold_lock(locked: threading.Event, poked: threading.Event, released_first: list[bool]) -> None:
+        with db.lock_sqlite():
+            locked.set()
+            released_first.append(not poked.wait(2.0))  # a writer that takes 2 s, unless the poke is over
+
     for _ in range(3):  # a machine stalled for 2 s within the 0.05 s cannot judge: measure again
         poked, locked, released_first = threading.Event(), threading.Event(), []
-
-        def hold_lock() -> None:
-            with db.lock_sqlite():
-                locked.set()
-                released_first.append(not poked.wait(2.0))  # a writer that takes 2 s, unless the poke is over
-
-        holder = threading.Thread(target=hold_lock)
+        holder = threading.Thread(target=hold_lock, args=(locked, poked, released_first))
         holder.start()
         locked.wait(10)
         result = poke(sensor)

@@ -256,23 +256,23 @@ def test_the_xcom_counts_checks_errors_and_their_time(sensors, sim_clock, state_
     check = TimedCheck()
     breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
     poke_seconds = 0.0
-    for failing, ready in ((True, False), (False, False), (False, True)):  # an error, not ready, ready
+    for failing, ready in ((True, False), (True, False), (False, False), (False, True)):  # 2 errors, no, yes
         check.failing, check.ready = failing, ready
         started = time.monotonic()
-        result = poke_safely(breaker, "in an error, not-ready, ready sequence")
+        result = poke_safely(breaker, "in an error, error, not-ready, ready sequence")
         poke_seconds += time.monotonic() - started
     assert isinstance(result, PokeReturnValue) and result.is_done and isinstance(result.xcom_value, dict), (
         f"poke() once the check answers ready: expected PokeReturnValue(is_done=True, xcom_value=<the state>), "
         f"got {result!r}"
     )
     state = result.xcom_value
-    assert (state.get("checks"), state.get("errors")) == (3, 1), (
-        f"the XCom after an error, a not-ready answer and a ready one (3 instances): expected checks=3, "
-        f"errors=1, got checks={state.get('checks')!r}, errors={state.get('errors')!r} in {state}"
+    assert (state.get("checks"), state.get("errors")) == (4, 2), (
+        f"the XCom after two errors, a not-ready answer and a ready one (4 instances): expected checks=4, "
+        f"errors=2, got checks={state.get('checks')!r}, errors={state.get('errors')!r} in {state}"
     )
     total = state.get("total_duration")
     assert isinstance(total, int | float) and check.seconds <= total + 1e-3 and total <= poke_seconds + 1e-3, (
-        f"the XCom's total_duration after 3 checks that took {check.seconds:.3f} s in pokes that took "
+        f"the XCom's total_duration after 4 checks that took {check.seconds:.3f} s in pokes that took "
         f"{poke_seconds:.3f} s: expected a number of seconds between the two, got {total!r}"
     )
     error = str(state.get("last_error"))
