@@ -82,8 +82,11 @@ def main() -> int:
            "(typically code that runs only in a child process, e.g. a trigger rebuilt in a fresh interpreter), "
            "so mutmut cannot select a test for them; they are not in the score. "
            "\"given\" are mutants of functions the starter ships exactly as the solution has them (constructors, "
-           "helpers): the learner does not write them, so they are no mistake a learner can make; not in the "
-           "score either. In exercises whose criteria never read the log (Exercise 11.3), log calls are not "
+           "helpers), and of default values in signatures the starter ships as the solution has them: the learner "
+           "does not write them, so they are no mistake a learner can make; not in the score either. "
+           "Survivors are judged by hand (`benchmarks/mutation_triage/<exercise>.toml`) or, where the diff alone "
+           "shows it, by a rule (`benchmarks/mutation_rules.py`: a message's words respelled, a codec's name), "
+           "marked \"(rule)\" below. In exercises whose criteria never read the log (Exercise 11.3), log calls are not "
            "mutated (mutmut's `do_not_mutate_patterns`).", ""]
     if MEASURED.exists():
         out += [MEASURED.read_text().strip(), ""]
