@@ -78,11 +78,16 @@ async def no_event(trigger: Any, within: float) -> None:
 @dataclass
 class FakeAirflow(BackgroundServer):
     """Answers `GET /api/v2/assets`, `POST /api/v2/assets/events` and `POST /api/v2/dags/{id}/dagRuns` like
-    Airflow does, records every request, and can fail the next `fail_next` requests with 503."""
+    Airflow does, records every request, and can fail the next `fail_next` requests with `fail_status`
+    (503 unless told), or drop the connection of the next `drop_next` requests without an answer. With
+    `decoys`, that many other assets are listed before the real one, `limit` (50, Airflow's default) a page."""
 
     token: str = TOKEN
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0
+    fail_status: int = 503
+    drop_next: int = 0
+    decoys: int = 0
 
     def __post_init__(self) -> None:
         super().__init__(self._make_app)
@@ -100,6 +105,15 @@ class FakeAirflow(BackgroundServer):
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.text()
+        with self._lock:
+            drop = self.drop_next > 0
+            self.drop_next -= drop
+        if drop:  # the api-server goes away mid-request: the client sees the connection closed, no answer
+            with self._lock:
+                self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
+                                      "auth": request.headers.get("Authorization"), "json": None, "status": 0})
+            request.transport.close()
+            return web.Response(status=500)
         status, answer = self._answer(request, body)
         with self._lock:
             self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
@@ -111,13 +125,16 @@ class FakeAirflow(BackgroundServer):
         with self._lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
-                return 503, {"detail": "service unavailable"}
+                return self.fail_status, {"detail": f"failed on purpose with HTTP {self.fail_status}"}
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {"detail": "Not authenticated"}
         if request.method == "GET" and request.path == "/api/v2/assets":
-            assets = [{"id": 7, "name": "bronze_sales", "uri": ASSET_URI}]
+            assets = [*({"id": 100 + i, "name": f"other_{i}", "uri": f"s3://other/{i:03d}"} for i in range(self.decoys)),
+                      {"id": 7, "name": "bronze_sales", "uri": ASSET_URI}]
             pattern = request.query.get("uri_pattern", "")
-            return 200, {"assets": [a for a in assets if pattern in a["uri"]], "total_entries": 1}
+            matching = [a for a in assets if pattern in a["uri"]]
+            offset, limit = int(request.query.get("offset", 0)), int(request.query.get("limit", 50))
+            return 200, {"assets": matching[offset:offset + limit], "total_entries": len(matching)}
         if request.method == "POST" and request.path == "/api/v2/assets/events":
             data = json.loads(body)
             if data.get("asset_id") != 7:

@@ -17,15 +17,15 @@ def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed
                                                                               capfd):
     state = tmp_path / "state" / "seen.json"
     landing.drop("a.csv")
-    replaced: list[str] = []
+    replaced: list[tuple[str, str]] = []
     real_replace, real_rename = os.replace, os.rename
 
     def spy_replace(src, dst, *args, **kwargs):
-        replaced.append(str(dst))
+        replaced.append((str(src), str(dst)))
         return real_replace(src, dst, *args, **kwargs)
 
     def spy_rename(src, dst, *args, **kwargs):
-        replaced.append(str(dst))
+        replaced.append((str(src), str(dst)))
         return real_rename(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", spy_replace)
@@ -33,18 +33,23 @@ def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed
     trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
     asyncio.run(take_events(trigger, 1))
     monkeypatch.undo()
-    assert str(state) in replaced, (
+    sources = [src for src, dst in replaced if dst == str(state)]
+    assert sources, (
         f"the watcher's state {state} must be written to a temp file and renamed into place (os.replace), so a "
         f"crash mid-write never leaves half a file; renames seen: {replaced}"
+    )
+    assert all(os.path.dirname(src) == str(state.parent) for src in sources), (
+        f"the watcher's state {state} was renamed from {sources}: the temp file belongs in the same folder (a "
+        f"rename is atomic only within one file system)"
     )
     state.write_text('{"seen": {"file:///')  # what a non-atomic writer leaves after a crash
     landing.drop("b.csv")
     asyncio.run(no_event(ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
                                              poll_interval=0.01), within=0.15))
     text = "".join(capfd.readouterr())
-    assert str(state) in text or "state" in text.lower(), (
-        "an unreadable state file must be logged (and fire nothing: re-firing everything breaks never-twice); "
-        f"log was:\n{text[-1500:]}"
+    assert str(state) in text, (
+        f"an unreadable state file must be logged, naming {state} (and fire nothing: re-firing everything breaks "
+        f"never-twice); log was:\n{text[-1500:]}"
     )
 
 
