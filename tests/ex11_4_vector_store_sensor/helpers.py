@@ -68,3 +68,52 @@ def status_path(backend: str, name: str = COLLECTION) -> str:
 
 def status_requests(store: VectorStore, backend: str, name: str = COLLECTION) -> int:
     return sum(1 for r in store.requests if r.method == "GET" and r.path == status_path(backend, name))
+
+
+class ScriptedStore:
+    """A bare HTTP server that answers every request with the next of `answers` (status, JSON body), the last
+    one again when they run out: a store that changes its mind, or speaks another dialect."""
+
+    def __init__(self, answers: list[tuple[int, Any]]) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers, self.requests = list(answers), 0
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+                index = min(scripted.requests, len(scripted.answers) - 1)
+                scripted.requests += 1
+                status, body = scripted.answers[index]
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> ScriptedStore:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def qdrant_status_body(points: int, indexed: int, status: str = "yellow", dimension: int = 384) -> dict[str, Any]:
+    """A Qdrant-shaped status answer."""
+    return {"result": {"status": status, "optimizer_status": "ok", "points_count": points,
+                       "indexed_vectors_count": indexed, "config": {"params": {"vectors": {"size": dimension}}}},
+            "status": "ok", "time": 0.0001}

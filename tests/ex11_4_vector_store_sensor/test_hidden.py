@@ -75,6 +75,21 @@ def test_unreachable_store_is_a_timeout_not_a_crash(vs):
     )
 
 
+@pytest.mark.criterion("ex11_4.t1.transient_errors")
+def test_timeout_message_gives_the_last_error(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 6)
+    store.fail_next(1000, status=503)  # every answer is an outage until the deadline
+    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="qdrant",
+                                         base_url=store.url, poll_interval=0.05, timeout=0.4)
+    payload = fire(trigger)
+    message = str(payload.get("message"))
+    assert payload.get("status") == "timeout" and "503" in message, (
+        f"trigger whose store answers 503 until the timeout: expected a timeout event whose message (what the "
+        f"sensor's AirflowSensorTimeout will say) gives the last error (503), got {payload!r}"
+    )
+
+
 # ---- ex11_4.t1.closes_session ---------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.closes_session")
 def test_cancelled_trigger_closes_its_http_session(vs, make_store, monkeypatch):
