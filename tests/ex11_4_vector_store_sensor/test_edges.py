@@ -116,8 +116,8 @@ def test_success_event_names_the_collection(vs, make_store, backend):
 def test_answer_of_another_shape_is_an_error_event_with_the_last_status(vs):
     first = qdrant_status_body(10, 4)  # a proper answer first, then the shape of some other API
     with ScriptedStore([(200, first), (200, {"name": COLLECTION, "vectors": 10})]) as scripted:
-        payload, took = fire(make_trigger(vs, url=scripted.url, backend="qdrant", timeout=3))
-    assert payload.get("status") == "error" and took < 2, (
+        payload, took = fire(make_trigger(vs, url=scripted.url, backend="qdrant", timeout=30))
+    assert payload.get("status") == "error" and took < 15, (
         f"qdrant trigger whose store answers 200 with a body not in Qdrant's shape (after one proper status): "
         f"expected an error event at once, got {payload!r} after {took:.1f} s"
     )
@@ -152,8 +152,8 @@ def test_collection_deleted_while_waiting_is_an_error_with_the_last_status(vs, m
     store.clock.advance(4 / store.store.index_rate)  # 4/10, then frozen
 
     async def scenario():
-        task = asyncio.create_task(first_event(make_trigger(vs, store, timeout=10), within=20))
-        async with asyncio.timeout(20):
+        task = asyncio.create_task(first_event(make_trigger(vs, store, timeout=30), within=60))
+        async with asyncio.timeout(60):
             while status_requests(store, "qdrant") < 2:  # a second poll: the first has been answered
                 if task.done():
                     break
@@ -164,7 +164,7 @@ def test_collection_deleted_while_waiting_is_an_error_with_the_last_status(vs, m
         return payload, time.monotonic() - started
 
     payload, took = asyncio.run(scenario())
-    assert payload.get("status") == "error" and took < 2, (
+    assert payload.get("status") == "error" and took < 15, (
         f"trigger whose collection is deleted after its first polls: expected an error event at once, got "
         f"{payload!r} after {took:.1f} s"
     )
@@ -178,8 +178,8 @@ def test_collection_deleted_while_waiting_is_an_error_with_the_last_status(vs, m
 @pytest.mark.criterion("ex11_4.t1.error_on_failed")
 def test_missing_collection_error_names_it_even_when_the_store_does_not(vs):
     with ScriptedStore([(404, {"status": {"error": "Not found"}})]) as scripted:  # a 404 that names nothing
-        payload, took = fire(make_trigger(vs, url=scripted.url, backend="qdrant", collection_name="gone", timeout=3))
-    assert payload.get("status") == "error" and "gone" in str(payload.get("message")) and took < 2, (
+        payload, took = fire(make_trigger(vs, url=scripted.url, backend="qdrant", collection_name="gone", timeout=30))
+    assert payload.get("status") == "error" and "gone" in str(payload.get("message")) and took < 15, (
         f"trigger on collection 'gone' whose store answers 404 {{'status': {{'error': 'Not found'}}}}: expected an "
         f"error event at once whose message names the collection, got {payload!r} after {took:.1f} s"
     )
@@ -257,8 +257,8 @@ def test_refused_request_fails_at_once_with_the_store_reason(vs, make_store, def
     store = make_store("qdrant")
     add_documents(store, 10)
     store.fail_next(100, status=403)  # the store refuses every request
-    _, error, took = outcome(lambda: call_execute(make_sensor(vs, store, deferrable=deferrable, timeout=2)))
-    assert isinstance(error, AirflowFailException) and "403" in str(error) and took < 1.5, (
+    _, error, took = outcome(lambda: call_execute(make_sensor(vs, store, deferrable=deferrable, timeout=20)))
+    assert isinstance(error, AirflowFailException) and "403" in str(error) and took < 10, (
         f"VectorStoreSensor(deferrable={deferrable}).execute() against a store that answers 403: expected "
         f"AirflowFailException with the store's answer (403) at once, got {error!r} after {took:.1f} s"
     )
