@@ -137,17 +137,18 @@ def task_of_lines(source: str) -> list[tuple[int, str]]:
 
 def given_functions(starter: str, solution: str) -> set[str]:
     """mutmut's names of the functions the starter ships exactly as the solution has them (constructors,
-    helpers): the learner does not write them, so their mutants are no mistake a learner can make."""
+    helpers): the learner does not write them, so their mutants are no mistake a learner can make. Docstrings
+    are not compared (the starter's may say "given")."""
+    def code(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]
+        return ast.dump(node.args) + ast.dump(ast.Module(body=body, type_ignores=[])) + \
+            "".join(ast.dump(d) for d in node.decorator_list) + ast.dump(node.returns or ast.Constant(None))
+
     def bodies(source: str) -> dict[str, str]:
-        found = {}
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                found[f"x_{node.name}"] = ast.dump(node)
-            elif isinstance(node, ast.ClassDef):
-                for item in node.body:
-                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                        found[f"xǁ{node.name}ǁ{item.name}"] = ast.dump(item)
-        return found
+        return {name: code(node) for name, node in _functions(source).items()}
     shipped, reference = bodies(starter), bodies(solution)
     return {name for name, body in reference.items() if shipped.get(name) == body}
 
