@@ -311,7 +311,9 @@ def main() -> int:
         exercise = EXERCISES[name]
         if args.collect_only:
             workdir = REPO / "build" / "mutation" / exercise.name
-            code, seconds = -1, elapsed_so_far(workdir)
+            earlier = RESULTS / f"{name}.json"  # mutmut's exit code, if this run's results were collected before
+            code = json.loads(earlier.read_text()).get("mutmut_exit_code", -1) if earlier.exists() else -1
+            seconds = elapsed_so_far(workdir)
         elif args.survivors:
             workdir = REPO / "build" / "mutation" / exercise.name
             refresh_suite(exercise, workdir)

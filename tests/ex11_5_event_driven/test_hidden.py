@@ -42,15 +42,17 @@ def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed
         f"the watcher's state {state} was renamed from {sources}: the temp file belongs in the same folder (a "
         f"rename is atomic only within one file system)"
     )
-    state.write_text('{"seen": {"file:///')  # what a non-atomic writer leaves after a crash
     landing.drop("b.csv")
-    asyncio.run(no_event(ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
-                                             poll_interval=0.01), within=0.15))
-    text = "".join(capfd.readouterr())
-    assert str(state) in text, (
-        f"an unreadable state file must be logged, naming {state} (and fire nothing: re-firing everything breaks "
-        f"never-twice); log was:\n{text[-1500:]}"
-    )
+    for damage, content in (("torn", '{"seen": {"file:///'), ("of another shape", '["a.csv"]')):
+        state.write_text(content)  # what a non-atomic writer leaves after a crash, or another program's file
+        capfd.readouterr()
+        asyncio.run(no_event(ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
+                                                 poll_interval=0.01), within=0.15))
+        text = "".join(capfd.readouterr())
+        assert str(state) in text, (
+            f"a {damage} state file must be logged, naming {state} (and fire nothing: re-firing everything "
+            f"breaks never-twice); log was:\n{text[-1500:]}"
+        )
 
 
 @pytest.mark.criterion("ex11_5.t2.secrets_never_logged")
