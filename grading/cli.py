@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from grading.environment import wrong_environment
@@ -42,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C stops every command (grade-class then grades only what is missing next time), even one started
+    # from a shell that ignores SIGINT for its background jobs: their children inherit SIG_IGN.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parser().parse_args(argv)
     if args.command in SUITE_COMMANDS:
         problem = wrong_environment(" ".join([".venv/bin/workbook", *(sys.argv[1:] if argv is None else argv)]))

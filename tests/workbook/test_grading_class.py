@@ -175,7 +175,9 @@ def test_interrupted_run_grades_only_what_is_missing_when_run_again(workbook, cl
     out = tmp_path / "out"
     command = [sys.executable, "-m", "grading", "--root", str(workbook), "grade-class", str(folder), "--out",
                str(out), "--jobs", "1", "--timeout", TIMEOUT]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C must stop it all the same.
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     first = out / "learners" / names[0] / "record.json"
     deadline = time.monotonic() + 600
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
