@@ -190,16 +190,8 @@ def given_signature_mutants(workdir: Path, relative: str) -> set[str]:
 
 
 def function_lines(source: str) -> dict[str, int]:
-    """mutmut's mangled function name (`f`, `xǁClassǁmethod`) -> the line it is defined on."""
-    lines: dict[str, int] = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            lines[f"x_{node.name}"] = node.lineno
-        elif isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    lines[f"xǁ{node.name}ǁ{item.name}"] = item.lineno
-    return lines
+    """mutmut's mangled function name (`x_f`, `xǁClassǁmethod`) -> the line it is defined on."""
+    return {name: node.lineno for name, node in _functions(source).items()}
 
 
 def criteria_of_tests(workdir: Path, tests: set[str]) -> list[str]:
