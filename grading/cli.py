@@ -19,7 +19,7 @@ from grading.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
 COMMAND_MODULES = ("check", "watch", "hint", "grade", "submission", "grade_class", "class_status", "release",
-                   "instrument")
+                   "instrument", "mistakes")
 MODULE_FILES = {"hint": "hints"}
 EXIT_COULD_NOT_RUN = 2
 # Commands that run the graded suite with this interpreter: they need the workbook's environment.

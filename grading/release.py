@@ -30,13 +30,14 @@ RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py", "test_parallel_run.py"}
 # Tests of instructor-only grading modules, and correct alternatives to the solutions with their test (not
 # shipped: an alternative is a solution).
-INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "test_alternative_solutions.py", "alternatives"}
+INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "test_alternative_solutions.py", "alternatives", "mistakes",
+                         "test_mistakes.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
 # grading/ for learners: the commands that need nothing but the public material (grade, check, hint).
 INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci", "grade_class.py",
-                           "class_status.py"}
+                           "class_status.py", "mistakes.py"}
 LEARNER_WORKFLOW = Path("grading/ci/learner-check.yml")
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv", ".venv-lab"}
 MIN_LINE_LENGTH = 20

@@ -1,6 +1,7 @@
 """Which tests a learner's partial run takes: `-p grading.selection`.
 
 - `--grading-tasks=ex04.t1[,ex04.t2]`: only the tests that prove a criterion of those tasks (`check ex04 t1`);
+- `--grading-criteria=ex04.t1.waits_for_status[,...]`: only the tests that prove those criteria (`mistakes`);
 - `--grading-fast`: no DAG runs nor real Airflow processes (integration, e2e), the watch's loop.
 
 Tests left out are reported to pytest as deselected, so the progress table shows their criteria as not run
@@ -22,6 +23,8 @@ NOT_RUN_FAST = "not run in the fast loop: it runs a DAG (make check runs it)"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("grading", "workbook grading")
     group.addoption("--grading-tasks", default=None, help="comma-separated task ids (ex04.t1): run only their tests")
+    group.addoption("--grading-criteria", default=None,
+                    help="comma-separated criterion ids: run only the tests that prove one of them")
     group.addoption("--grading-fast", action="store_true", help="leave out integration and e2e tests")
 
 
@@ -44,6 +47,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if wanted:
         tasks = {t.strip() for t in wanted.split(",") if t.strip()}
         _leave_out(config, items, [item for item in items if not proves_a_task_of(item, tasks)])
+    criteria = config.getoption("--grading-criteria")
+    if criteria:
+        chosen = {c.strip() for c in criteria.split(",") if c.strip()}
+        _leave_out(config, items, [item for item in items if not chosen & set(criteria_of(item))])
     if config.getoption("--grading-fast"):
         slow = [item for item in items if speed_of(item)]
         _leave_out(config, items, slow)

@@ -43,6 +43,11 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "sensor-state"
 
 
+def _line(event: dict) -> str:
+    fields = " ".join(f"{key}={value}" for key, value in event.items() if key not in ("event", "log_level"))
+    return f"{event.get('event', '')} {fields}".rstrip()
+
+
 class SensorLog:
     """What a sensor logged through `self.log` during the test (Airflow 3 task loggers are structlog)."""
 
@@ -51,7 +56,8 @@ class SensorLog:
 
     @property
     def messages(self) -> list[str]:
-        return [str(e.get("event", "")) for e in self.events]
+        """Each line as the task log shows it: the message, then any structured fields as key=value."""
+        return [_line(e) for e in self.events]
 
     @property
     def text(self) -> str:
@@ -61,7 +67,7 @@ class SensorLog:
         """Messages at `level` ("warning", "error", ...) or above."""
         order = ["debug", "info", "warning", "error", "critical"]
         floor = order.index(level)
-        return [str(e.get("event", "")) for e in self.events
+        return [_line(e) for e in self.events
                 if e.get("log_level") in order and order.index(e["log_level"]) >= floor]
 
     def clear(self) -> None:

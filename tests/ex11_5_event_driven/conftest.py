@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,14 +112,16 @@ class FakeAirflow(BackgroundServer):
         if drop:  # the api-server goes away mid-request: the client sees the connection closed, no answer
             with self._lock:
                 self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
-                                      "auth": request.headers.get("Authorization"), "json": None, "status": 0})
+                                      "auth": request.headers.get("Authorization"), "json": None, "status": 0,
+                                      "at": time.time()})
             request.transport.close()
             return web.Response(status=500)
         status, answer = self._answer(request, body)
         with self._lock:
             self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
                                   "auth": request.headers.get("Authorization"),
-                                  "json": json.loads(body) if body else None, "status": status})
+                                  "json": json.loads(body) if body else None, "status": status,
+                                  "at": time.time()})
         return web.json_response(answer, status=status)
 
     def _answer(self, request: web.Request, body: str) -> tuple[int, Any]:
@@ -190,6 +193,13 @@ def webhook(ed: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[...,
     yield start
     for server in servers:
         server.stop()
+
+
+def is_queue_context(context: Any, queue_url: str, depth: int) -> bool:
+    """`{"queue", "depth"}` naming the queue by its name (the simulator's is "orders") or by its URL: the
+    chapter fixes the keys, not which of the two identifies the queue."""
+    return (isinstance(context, dict) and set(context) == {"queue", "depth"} and context["depth"] == depth
+            and context["queue"] in ("orders", queue_url, queue_url.rstrip("/")))
 
 
 def assets_in(condition: Any) -> list[Any]:
