@@ -16,6 +16,12 @@ A mistake file starts with comment lines, then the code:
 
 `target: module` (the default) appends the code to the exercise's module, so it replaces the class or
 function of the same name; `target: dags/<file>.py` replaces that DAG file with the code.
+
+Correct alternatives are checked the same way, the other way round: `tests/workbook/alternatives/
+<exercise>.t<N>[.<reading>].alternative` starts with `# task: ex04.t1` and `# how it differs: ...` and must earn
+every criterion of its task. An "alternative reading" (a choice the chapter leaves open, made otherwise than
+the reference makes it: a log level, a message's words, a file's inner layout) may instead change the
+reference in place with lines `# replace: OLD => NEW` (each OLD must be in the reference).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ CATALOGUE = Path("tests/workbook/mistakes")
 RESULTS = Path("benchmarks/mistakes")
 REPORT = Path("benchmarks/mistakes.md")
 ALTERNATIVES = Path("tests/workbook/alternatives")
-HEADER = re.compile(r"#\s*(criterion|violates|target|task|how it differs):\s*(.*)")
+HEADER = re.compile(r"#\s*(criterion|violates|target|task|how it differs|replace):\s*(.*)")
 MAX_MESSAGE = 300
 # A failure that says the mistake's own code is broken (a name it forgot to import), not that its idea is wrong.
 CRASH = re.compile(r"\b(NameError|ImportError|ModuleNotFoundError|SyntaxError|IndentationError)\b")
@@ -60,6 +66,7 @@ class Mistake:
     target: str
     code: str
     kind: str = "mistake"  # mistake | alternative
+    replacements: tuple[tuple[str, str], ...] = ()  # (old, new) text replaced in the reference module
 
     @property
     def name(self) -> str:
@@ -73,11 +80,18 @@ class Mistake:
 def parse(path: Path, root: Path) -> Mistake:
     text = path.read_text(encoding="utf-8")
     fields: dict[str, str] = {}
+    replacements: list[tuple[str, str]] = []
     for line in text.splitlines():
         match = HEADER.match(line)
         if not match:
             break
         key, value = match.groups()
+        if key == "replace":
+            old, arrow, new = value.partition(" => ")
+            if not arrow or not old:
+                raise MistakeError(f"{path}: a replace line reads '# replace: OLD => NEW', got {line!r}")
+            replacements.append((old, new))
+            continue
         fields[key] = (fields[key] + " " + value.strip()) if key in fields else value.strip()
     kind = "alternative" if path.suffix == ".alternative" else "mistake"
     needed = ("task", "how it differs") if kind == "alternative" else ("criterion", "violates")
@@ -88,7 +102,8 @@ def parse(path: Path, root: Path) -> Mistake:
     if target != "module" and not re.fullmatch(r"dags/[a-z0-9_]+\.py", target):
         raise MistakeError(f"{path}: target must be 'module' or 'dags/<file>.py', got {target!r}")
     return Mistake(path=path.relative_to(root).as_posix(), criterion=fields[needed[0]],
-                   violates=fields[needed[1]], target=target, code=text, kind=kind)
+                   violates=fields[needed[1]], target=target, code=text, kind=kind,
+                   replacements=tuple(replacements))
 
 
 def catalogue(root: Path, exercises: list[str] | None = None, *, alternatives: bool = True) -> list[Mistake]:
@@ -116,6 +131,10 @@ def build_tree(root: Path, exercise: Exercise, mistake: Mistake, into: Path) -> 
     _copy_workbook(root, into)
     module = f"{exercise.module}.py"
     reference = (root / "solutions" / module).read_text(encoding="utf-8")
+    for old, new in mistake.replacements:  # a reading of the reference: the same code, one choice made otherwise
+        if old not in reference:
+            raise MistakeError(f"{mistake.path}: the reference solutions/{module} has no {old!r} to replace")
+        reference = reference.replace(old, new)
     starter = into / "starters" / module
     starter.write_text(reference + ("\n\n" + mistake.code if mistake.target == "module" else ""), encoding="utf-8")
     for dag in sorted((root / "solutions" / "dags").glob("*.py")):
@@ -156,8 +175,12 @@ def check(root: Path, rubric: Rubric, mistake: Mistake, *, per_test_timeout: flo
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"workbook-mistake-{mistake.name}-") as scratch:
         tree = Path(scratch) / "repo"
-        build_tree(root, exercise, mistake, tree)
-        problem = import_problem(tree, exercise, mistake)
+        # A module that does not import fails every test with the import's error: a broken verdict below.
+        try:
+            build_tree(root, exercise, mistake, tree)
+            problem = None
+        except MistakeError as error:
+            problem = str(error)
         if problem:
             verdict.status, verdict.failing_tests = "broken", {"(import)": problem[:MAX_MESSAGE]}
             verdict.seconds = time.monotonic() - started
@@ -342,4 +365,6 @@ def run(args: argparse.Namespace) -> int:
           f"alternatives earning their whole task) in {time.monotonic() - started:.0f} s")
     for verdict in not_caught:
         print(f"  {verdict.status}: {verdict.mistake} ({verdict.criterion})")
+        for nodeid, why in verdict.failing_tests.items():
+            print(f"      {nodeid}: {why}")
     return 1 if not_caught else 0
