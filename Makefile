@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check
+.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check mistakes
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -74,6 +74,12 @@ $(MUTATION_INSTALLED): $(INSTALLED)
 mutation: $(MUTATION_INSTALLED)
 	nice -n 19 $(BIN)/python benchmarks/mutation.py $(EXERCISE)
 	$(BIN)/python benchmarks/mutation_report.py
+
+# The catalogue of plausible wrong solutions (tests/workbook/mistakes/, each must be caught by the criterion it
+# breaks) and correct alternatives (tests/workbook/alternatives/, each must earn its whole task), graded like
+# submissions: results in benchmarks/mistakes/, the report benchmarks/mistakes.md (`make mistakes EXERCISE=ex04`).
+mistakes: $(INSTALLED)
+	$(BIN)/python -m grading mistakes $(EXERCISE)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

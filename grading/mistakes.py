@@ -27,6 +27,7 @@ reference in place with lines `# replace: OLD => NEW` (each OLD must be in the r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -161,6 +162,7 @@ class Verdict:
     mistake: str
     criterion: str
     violates: str
+    digest: str = ""  # of what the verdict depends on (see digest()): a stale verdict shows
     caught: bool = False
     status: str = "missed"  # a mistake: caught | missed | broken; an alternative: passes | fails | broken
     failing_tests: dict[str, str] = field(default_factory=dict)  # node id -> first line of why
@@ -169,8 +171,22 @@ class Verdict:
     seconds: float = 0.0
 
 
+def digest(root: Path, mistake: Mistake) -> str:
+    """A hash of what a verdict depends on: the entry, its exercise's reference module and DAG files, and its
+    exercise's tests. A verdict whose digest differs was made of other files: run the catalogue again."""
+    exercise = _exercise(load(root), mistake.exercise)
+    dags = sorted({d for task in exercise.tasks for d in task.dags})
+    files = [root / "solutions" / f"{exercise.module}.py", *(root / "solutions" / "dags" / d for d in dags),
+             *sorted((root / exercise.test_folder).rglob("*.py"))]
+    hashed = hashlib.sha256(mistake.code.encode("utf-8"))
+    for path in files:
+        hashed.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return hashed.hexdigest()
+
+
 def check(root: Path, rubric: Rubric, mistake: Mistake, *, per_test_timeout: float) -> Verdict:
-    verdict = Verdict(mistake=mistake.path, criterion=mistake.criterion, violates=mistake.violates)
+    verdict = Verdict(mistake=mistake.path, criterion=mistake.criterion, violates=mistake.violates,
+                      digest=digest(root, mistake))
     exercise = _exercise(rubric, mistake.exercise)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"workbook-mistake-{mistake.name}-") as scratch:
@@ -292,6 +308,7 @@ def report_text(root: Path) -> str:
                 tests = "<br>".join(f"`{n.split('::', 1)[-1]}`" for n in sorted(result.get("failing_tests", {})))
                 body.append(f"| `{criterion.id}` | `{mistake.name}` | {_cell(mistake.violates)} | "
                             f"{result.get('status', 'not run')} | {tests} |")
+        body += traceability(root, exercise, mine, results)
         if others:
             body += ["", "Correct alternatives (each must earn every criterion of its task):", "",
                      "| task | alternative | how it differs | verdict | criteria that earned nothing |",
@@ -302,6 +319,59 @@ def report_text(root: Path) -> str:
                 body.append(f"| `{alternative.criterion}` | `{alternative.name}` | {_cell(alternative.violates)} | "
                             f"{result.get('status', 'not run')} | {failing} |")
     return "\n".join(lines + body) + "\n"
+
+
+TASK_HEADING = re.compile(r"^## Task (\d+)\b")
+LIST_ITEM = re.compile(r"^(?:\d+\.|-)\s+")
+SECTION_END = re.compile(r"^(\*\*)?Success criteria", re.IGNORECASE)
+
+
+def requirements(chapter: str) -> list[tuple[int, int, str]]:
+    """What each task of a chapter asks: (task, number, text) per top-level list item of the task's section
+    before its success criteria (its "Build" items or requirements; an item's indented lines belong to it)."""
+    found: list[tuple[int, int, str]] = []
+    task, listing = 0, False
+    for line in chapter.splitlines():
+        heading = TASK_HEADING.match(line)
+        if heading or line.startswith("## "):
+            task, listing = (int(heading[1]) if heading else 0), bool(heading)
+            continue
+        if not task or not listing:
+            continue
+        if SECTION_END.match(line.strip()):
+            listing = False
+        elif LIST_ITEM.match(line):
+            found.append((task, sum(t == task for t, _, _ in found) + 1, LIST_ITEM.sub("", line, count=1).strip()))
+        elif found and found[-1][0] == task and line.startswith("  ") and line.strip():
+            t, n, text = found[-1]
+            found[-1] = (t, n, f"{text} {line.strip()}")
+    return found
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("\u201c", "").replace("\u201d", "").split())
+
+
+def _quote(mistake: Mistake) -> str:
+    return _words(mistake.violates.strip().strip('"'))
+
+
+def traceability(root: Path, exercise: Exercise, mine: list[Mistake], results: dict[str, dict]) -> list[str]:
+    """Each requirement of the chapter, with the mistakes that break it (their quote is in it) and the tests
+    that failed on them; a requirement no caught mistake breaks is a gap."""
+    chapter = (root / exercise.text).read_text(encoding="utf-8")
+    lines = ["", f"Requirements of `{exercise.text}` and the mistakes that break them:", "",
+             "| task | # | requirement | mistakes caught | tests that failed on them |", "| --- | ---: | --- | --- | --- |"]
+    for task, number, text in requirements(chapter):
+        breaking = [m for m in mine if _quote(m) and _quote(m) in _words(text)]
+        caught = [m for m in breaking if results.get(m.path, {}).get("status") == "caught"]
+        tests = sorted({n.split("::", 1)[-1].split("[", 1)[0] for m in caught
+                        for n in results[m.path].get("failing_tests", {})})
+        shown = text if len(text) <= 160 else text[:157] + "..."
+        lines.append(f"| t{task} | {number} | {_cell(shown)} | "
+                     f"{f'{len(caught)}/{len(breaking)}' if breaking else '**none yet**'} | "
+                     f"{'<br>'.join(f'`{t}`' for t in tests)} |")
+    return lines
 
 
 def _cell(text: str) -> str:

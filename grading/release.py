@@ -105,7 +105,7 @@ def learner_makefile(text: str) -> str:
     """The Makefile without the rules that need solutions/ (test, notebooks), nor comments that name them;
     `make test` becomes the workbook's own tests and the linter, which pass on the starters as shipped."""
     paragraphs = re.split(r"\n\s*\n", text)
-    dropped = {"test", "notebooks"}
+    dropped = {"test", "notebooks", "mistakes"}
     kept = [p for p in paragraphs if not re.search(rf"(?m)^({'|'.join(dropped)}):", p)]
     kept = [re.sub(r"(?m)^#.*`make (test|notebooks)`.*\n?", "", p) for p in kept]
     result = "\n\n".join(p for p in kept if p.strip())
