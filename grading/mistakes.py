@@ -172,12 +172,16 @@ class Verdict:
 
 
 def digest(root: Path, mistake: Mistake) -> str:
-    """A hash of what a verdict depends on: the entry, its exercise's reference module and DAG files, and its
-    exercise's tests. A verdict whose digest differs was made of other files: run the catalogue again."""
+    """A hash of what a verdict depends on: the entry, its exercise's reference module and DAG files, the
+    exercise's test helpers (conftest and the like) and every test file that proves a criterion it is judged
+    by. A verdict whose digest differs was made of other files: run it again."""
     exercise = _exercise(load(root), mistake.exercise)
+    judged = ({mistake.criterion} if mistake.kind == "mistake" else
+              {c.id for t in exercise.tasks if t.id == mistake.criterion for c in t.criteria})
     dags = sorted({d for task in exercise.tasks for d in task.dags})
-    files = [root / "solutions" / f"{exercise.module}.py", *(root / "solutions" / "dags" / d for d in dags),
-             *sorted((root / exercise.test_folder).rglob("*.py"))]
+    tests = [p for p in sorted((root / exercise.test_folder).rglob("*.py"))
+             if not p.name.startswith("test_") or any(f'"{c}"' in p.read_text(encoding="utf-8") for c in judged)]
+    files = [root / "solutions" / f"{exercise.module}.py", *(root / "solutions" / "dags" / d for d in dags), *tests]
     hashed = hashlib.sha256(mistake.code.encode("utf-8"))
     for path in files:
         hashed.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
@@ -386,6 +390,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("exercises", nargs="*", help="exercise ids (default: all)")
     parser.add_argument("--only", nargs="+", default=None, metavar="FILE",
                         help="these mistake files only (paths or names)")
+    parser.add_argument("--one-per-criterion", action="store_true",
+                        help="the first mistake (by name) of each criterion and every alternative: what CI re-runs")
     parser.add_argument("--import-only", action="store_true",
                         help="only check that each mistake's code imports (no tests run)")
     parser.add_argument("--jobs", type=int, default=2)
@@ -408,6 +414,12 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         wanted = {re.sub(r"\.(mistake|alternative)$", "", Path(o).name) for o in args.only}
         mistakes = [m for m in mistakes if m.name in wanted]
+    if args.one_per_criterion:
+        first: dict[str, Mistake] = {}
+        for entry in sorted(mistakes, key=lambda m: m.path):
+            if entry.kind == "mistake":
+                first.setdefault(entry.criterion, entry)
+        mistakes = [m for m in mistakes if m.kind == "alternative" or first.get(m.criterion) is m]
     if not mistakes:
         print("workbook mistakes: no mistake chosen", file=sys.stderr)
         return 2

@@ -173,3 +173,43 @@ def test_circuit_breaker_dag_keeps_state_across_a_real_reschedule(run_dag, tmp_p
     )
     assert not json_files(state), f"after success the breaker's state file should be removed, found {json_files(state)}"
     assert sensor_of("ex04_circuit_breaker", "guarded_health_check").mode == "reschedule"
+
+
+# What each DAG of the chapter states (its item "The DAG ..."), in real-world seconds: at WORKBOOK_TIME_SCALE=1
+# the sensor has these settings, at 100 every interval is a hundredth of it.
+STATED = {
+    ("ex04_order_status", "wait_for_shipment", "ex04.t1.dag"): {
+        "mode": "reschedule", "poke_interval": 30, "timeout": 4 * 3600, "retries": 2},
+    ("ex04_api_health", "wait_for_api", "ex04.t2.dag"): {
+        "mode": "poke", "poke_interval": 10, "exponential_backoff": True, "max_wait": 120, "timeout": 30 * 60,
+        "retries": 1},
+    ("ex04_ml_readiness", "wait_for_sources", "ex04.t3.dag"): {
+        "mode": "reschedule", "poke_interval": 5 * 60, "timeout": 8 * 3600, "soft_fail": True},
+    ("ex04_adaptive_file", "wait_for_export", "ex04.t4.dag"): {
+        "mode": "reschedule", "min_interval": 30, "max_interval": 15 * 60, "timeout": 12 * 3600},
+    ("ex04_circuit_breaker", "guarded_health_check", "ex04.t5.dag"): {
+        "mode": "reschedule", "poke_interval": 60, "failure_threshold": 3, "recovery_timeout": 300,
+        "timeout": 2 * 3600},
+}
+SCALED = {"poke_interval", "timeout", "max_wait", "min_interval", "max_interval", "recovery_timeout"}
+
+
+def _seconds(value):
+    return value.total_seconds() if hasattr(value, "total_seconds") else value
+
+
+@pytest.mark.parametrize(("dag_id", "task_id", "stated"), [
+    pytest.param(dag_id, task_id, stated, marks=pytest.mark.criterion(criterion), id=dag_id)
+    for (dag_id, task_id, criterion), stated in STATED.items()])
+def test_the_dag_has_the_settings_the_chapter_states_in_compressed_time_too(dag_id, task_id, stated, monkeypatch):
+    for scale in (1, 100):
+        monkeypatch.setenv("WORKBOOK_TIME_SCALE", str(scale))
+        sensor = sensor_of(dag_id, task_id)
+        got = {name: _seconds(getattr(sensor, name, None)) for name in stated}
+        expected = {name: (value / scale if name in SCALED else value) for name, value in stated.items()}
+        wrong = {name: got[name] for name, value in expected.items()
+                 if not (got[name] == pytest.approx(value) if isinstance(value, float | int) and not isinstance(
+                     value, bool) and isinstance(got[name], float | int) else got[name] == value)}
+        assert not wrong, (
+            f"{dag_id}.{task_id} loaded with WORKBOOK_TIME_SCALE={scale} (every interval divided by it): expected "
+            f"{ {n: expected[n] for n in wrong} }, got {wrong}")

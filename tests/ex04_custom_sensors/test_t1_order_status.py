@@ -51,6 +51,11 @@ def test_waits_for_the_status_asked_for(sensors, order_db):
     assert is_done(result), f"poke() for order 1 now 'processing': expected done, got {result!r}"
     other = make_sensor(sensors, order_db.root, order_id=2)
     assert not is_done(poke(other)), "poke() for order 2 (still processing) waiting for 'shipped': expected not done"
+    order_db.advance(15)
+    result = poke(sensor)
+    assert not is_done(result), (
+        f"poke() for order 1, now 'shipped', waiting for 'processing': expected not done (done is when the status "
+        f"equals expected_status, not when the order has gone past it), got {result!r}")
 
 
 @pytest.mark.criterion("ex04.t1.returns_order")
@@ -158,6 +163,21 @@ def test_bad_database_means_keep_polling(sensors, order_db, sensor_log, damage):
     )
     order_db.restore()
     assert is_done(poke(sensor)), f"poke() after the {damage} orders file was repaired: expected done"
+
+
+@pytest.mark.criterion("ex04.t1.survives_bad_db")
+def test_a_sqlite_database_not_there_yet_is_not_created(sensors, tmp_path, sensor_log):
+    path = tmp_path / "sql" / "orders.sqlite"
+    path.parent.mkdir()
+    sensor = make_sensor(sensors, path)
+    try:
+        result = poke(sensor)
+    except Exception as exc:
+        pytest.fail(f"poke() on {path.name}, not created yet, raised {type(exc).__name__}: {exc}; expected False")
+    assert not is_done(result), f"poke() on {path.name}, not created yet: expected not done, got {result!r}"
+    assert not path.exists(), (
+        f"poke() on {path.name}, not created yet: expected it left alone (opened read-only), but the file now "
+        f"exists ({path.stat().st_size} bytes): sqlite3.connect() without mode=ro creates an empty database")
 
 
 @pytest.mark.criterion("ex04.t1.survives_bad_db")

@@ -73,6 +73,24 @@ def test_reads_the_body_not_only_the_status(sensors, health_server, status, body
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
+def test_contains_is_a_recursive_subset(sensors, health_server):
+    expected = {"status": "healthy", "checks": {"db": "ok"}}
+    sensor = make_sensor(sensors, health_server.health_url, expected_response=expected)
+    answers = [
+        ({"status": "healthy", "checks": {"db": "ok", "cache": "ok"}, "timestamp": 1}, True,
+         "a nested dict with an extra key"),
+        ({"status": "healthy", "checks": {"db": "down", "cache": "ok"}}, False, "a nested value that differs"),
+        ({"status": "healthy", "checks": {"cache": "ok"}}, False, "a nested key that is missing"),
+    ]
+    for body, done, why in answers:
+        health_server.queue_response(200, body)
+        result = poke(sensor)
+        assert is_done(result) == done, (
+            f"poke() expecting {expected} from {body} ({why}): expected {'done' if done else 'not done'} (every key "
+            f"of the expected dict is in the body and its value matches, recursively), got {result!r}")
+
+
+@pytest.mark.criterion("ex04.t2.checks_status_and_body")
 def test_other_expected_status_and_response(sensors, health_server):
     health_server.version = "2.3"
     sensor = make_sensor(sensors, health_server.health_url, expected_response={"version": "2.3"})
@@ -284,6 +302,10 @@ def test_the_failures_name_what_is_wrong(sensors, health_server, monkeypatch):
     assert "ex04_no_such_connection" in str(raised.value), (
         f"poke() with an unknown conn_id: expected the failure to name it, got {raised.value!r}"
     )
+
+
+@pytest.mark.criterion("ex04.t2.auth")
+def test_a_connection_without_credentials_fails_naming_it(sensors, health_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_EX04_HEALTH_EMPTY", '{"conn_type": "http", "host": "127.0.0.1"}')
     with pytest.raises(AirflowFailException) as raised:
         poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_health_empty"))
