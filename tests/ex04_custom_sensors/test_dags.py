@@ -97,6 +97,20 @@ def test_api_health_dag_with_a_connection(run_dag, monkeypatch):
         f"wait_for_api: expected poke mode with exponential_backoff and max_wait, got mode={sensor.mode!r}, "
         f"exponential_backoff={sensor.exponential_backoff}, max_wait={sensor.max_wait}"
     )
+    # The credentials come from the Connection when the task runs, not when the file is parsed: the sensor
+    # names the connection, holds no secret, and the DAG file parses where the connection does not exist.
+    monkeypatch.setenv("WORKBOOK_HEALTH_CONN_ID", "ex04_pricing_api")
+    sensor = sensor_of("ex04_api_health", "wait_for_api")
+    held = {name: getattr(sensor, name, None) for name in ("conn_id", "bearer_token", "basic_auth", "headers")}
+    assert held["conn_id"] == "ex04_pricing_api" and "dag-token" not in repr(held), (
+        f"wait_for_api parsed with WORKBOOK_HEALTH_CONN_ID=ex04_pricing_api: expected conn_id='ex04_pricing_api' "
+        f"and no credential in the operator (read from the Connection at run time), got {held}")
+    monkeypatch.delenv("AIRFLOW_CONN_EX04_PRICING_API")
+    try:
+        sensor_of("ex04_api_health", "wait_for_api")
+    except Exception as exc:
+        pytest.fail(f"ex04_api_health parsed where the connection ex04_pricing_api does not exist: expected it to "
+                    f"parse (the Connection is read when the task runs), got {type(exc).__name__}: {exc}")
 
 
 @pytest.mark.criterion("ex04.t3.dag")
