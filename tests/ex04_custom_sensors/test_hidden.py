@@ -17,11 +17,17 @@ def is_done(result) -> bool:
 
 
 @pytest.mark.criterion("ex04.t2.no_secrets_in_logs")
-@pytest.mark.parametrize("how", ["bearer_token", "headers", "basic_auth"])
-def test_credentials_never_reach_the_log(sensors, health_server, sensor_log, capfd, how):
+@pytest.mark.parametrize("how", ["bearer_token", "headers", "basic_auth", "conn_id"])
+def test_credentials_never_reach_the_log(sensors, health_server, sensor_log, capfd, monkeypatch, how):
     if how == "basic_auth":
         health_server.require_basic("monitor", TOKEN)
         kwargs = {"basic_auth": ("monitor", TOKEN)}
+        secrets = [TOKEN, base64.b64encode(f"monitor:{TOKEN}".encode()).decode()]
+    elif how == "conn_id":
+        health_server.require_basic("monitor", TOKEN)
+        monkeypatch.setenv("AIRFLOW_CONN_EX04_SECRET_API",
+                           f'{{"conn_type": "http", "login": "monitor", "password": "{TOKEN}"}}')
+        kwargs = {"conn_id": "ex04_secret_api"}
         secrets = [TOKEN, base64.b64encode(f"monitor:{TOKEN}".encode()).decode()]
     else:
         health_server.require_bearer(TOKEN)
