@@ -30,8 +30,7 @@ RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py", "test_parallel_run.py"}
 # Tests of instructor-only grading modules, and correct alternatives to the solutions with their test (not
 # shipped: an alternative is a solution).
-INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "test_alternative_solutions.py", "alternatives", "mistakes",
-                         "test_mistakes.py"}
+INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "alternatives", "mistakes", "test_mistakes.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")

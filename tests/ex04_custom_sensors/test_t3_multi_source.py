@@ -55,6 +55,35 @@ def test_all_mode_waits_for_every_condition(sensors):
     assert not is_done(poke(sensor)), "poke() in all-mode after condition 'a' went back to not ready: expected False"
 
 
+@pytest.mark.criterion("ex04.t3.all_mode")
+def test_all_mode_is_not_done_while_a_condition_errors(sensors):
+    sensor = make_sensor(sensors, {"ready": Switch(True), "broken": broken}, require_all=True)
+    result = poke(sensor)
+    assert not is_done(result), (
+        f"poke() in all-mode with one ready and one raising condition: expected not done (an error is not "
+        f"ready), got {result!r}")
+
+
+@pytest.mark.criterion("ex04.t3.all_mode")
+def test_all_mode_checks_every_condition_on_every_poke(sensors):
+    a, b, c = Switch(), Switch(True), Switch()
+    sensor = make_sensor(sensors, {"a": a, "b": b, "c": c}, require_all=True)
+    for _ in range(2):
+        poke(sensor)
+    calls = {"a": a.calls, "b": b.calls, "c": c.calls}
+    assert calls == {"a": 2, "b": 2, "c": 2}, (
+        f"two pokes in all-mode with 'a' not ready: expected every condition checked on every poke (2 calls "
+        f"each), got {calls}")
+
+
+@pytest.mark.criterion("ex04.t3.any_mode")
+def test_any_mode_is_done_when_one_is_ready_while_another_errors(sensors):
+    sensor = make_sensor(sensors, {"broken": broken, "ready": Switch(True)}, require_all=False)
+    result = poke(sensor)
+    assert is_done(result), (
+        f"poke() in any-mode with one raising and one ready condition: expected done (one is ready), got {result!r}")
+
+
 @pytest.mark.criterion("ex04.t3.any_mode")
 def test_any_mode_needs_one(sensors):
     a, b = Switch(), Switch()
