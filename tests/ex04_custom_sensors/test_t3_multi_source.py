@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from tests.harness import make_context
 from tests.harness.reschedule import RescheduledTask
@@ -104,6 +104,7 @@ def test_status_per_condition_is_returned_as_xcom(sensors):
     a, b = Switch(True), Switch()
     sensor = make_sensor(sensors, {"a": a, "b": b})
     poke(sensor)
+    a_first_seen = (sensor.condition_status.get("a") or {}).get("first_ready_at")
     b.ready = True
     result = poke(sensor)
     assert isinstance(result, PokeReturnValue) and result.is_done, (
@@ -117,6 +118,9 @@ def test_status_per_condition_is_returned_as_xcom(sensors):
     first_b = datetime.fromisoformat(status["b"]["first_ready_at"])
     assert first_a <= first_b, f"'a' was ready a poke before 'b': expected first_ready_at a <= b, got {status!r}"
     assert status["a"]["checks"] == 2, f"'a' was checked on 2 pokes: expected checks == 2, got {status['a']!r}"
+    assert status["a"]["first_ready_at"] == a_first_seen, (
+        f"'a' was ready on both pokes: expected first_ready_at to stay the first poke's {a_first_seen!r}, got "
+        f"{status['a']['first_ready_at']!r}")
 
 
 @pytest.mark.criterion("ex04.t3.condition_status")
@@ -169,8 +173,9 @@ def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
     _travel(sensors, monkeypatch, seconds=61)
     with pytest.raises(AirflowException) as raised:
         poke(sensor)
-    assert "late_feed" in str(raised.value), (
-        f"poke() 61 s in, 'late_feed' has a 60 s timeout: expected a failure naming it, got {raised.value!r}"
+    assert isinstance(raised.value, AirflowSensorTimeout) and "late_feed" in str(raised.value), (
+        f"poke() 61 s in, 'late_feed' has a 60 s timeout: expected AirflowSensorTimeout naming it (so soft_fail "
+        f"applies), got {type(raised.value).__name__}: {raised.value}"
     )
 
 
