@@ -198,7 +198,7 @@ STATED = {
         "mode": "poke", "poke_interval": 10, "exponential_backoff": True, "max_wait": 120, "timeout": 30 * 60,
         "retries": 1},
     ("ex04_ml_readiness", "wait_for_sources", "ex04.t3.dag"): {
-        "mode": "reschedule", "poke_interval": 5 * 60, "timeout": 8 * 3600, "soft_fail": True},
+        "mode": "reschedule", "poke_interval": 5 * 60, "timeout": 8 * 3600, "soft_fail": True, "require_all": True},
     ("ex04_adaptive_file", "wait_for_export", "ex04.t4.dag"): {
         "mode": "reschedule", "min_interval": 30, "max_interval": 15 * 60, "timeout": 12 * 3600},
     ("ex04_circuit_breaker", "guarded_health_check", "ex04.t5.dag"): {

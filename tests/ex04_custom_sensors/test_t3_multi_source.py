@@ -180,6 +180,22 @@ def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
+def test_a_condition_ready_past_its_deadline_is_ready_not_timed_out(sensors, monkeypatch):
+    late_feed = Switch()
+    sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": late_feed},
+                         condition_timeouts={"late_feed": 60})
+    assert not is_done(poke(sensor)), "first poke(), 'late_feed' not ready within its timeout: expected not done"
+    _travel(sensors, monkeypatch, seconds=61)
+    late_feed.ready = True
+    try:
+        result = poke(sensor)
+    except AirflowException as exc:
+        pytest.fail(f"poke() 61 s in, 'late_feed' (60 s timeout) ready now: expected done (a condition times out "
+                    f"only when it is not ready this poke), got {type(exc).__name__}: {exc}")
+    assert is_done(result), f"poke() 61 s in with both conditions ready: expected done, got {result!r}"
+
+
+@pytest.mark.criterion("ex04.t3.condition_timeouts")
 def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, monkeypatch):
     slow, slower = Switch(), Switch()
     sensor = make_sensor(sensors, {"slow": slow, "slower": slower}, require_all=False,
