@@ -110,6 +110,30 @@ def test_settings_at_their_limits_are_accepted(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
+def test_the_rule_starts_from_the_current_interval(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history, max_interval=1000, history_size=20)
+    record(sensor, successes=20, failures=0)
+    got = []
+    for _ in range(3):  # each poke misses the file: 95 %, 90 %, 85 % success, all above 80 %
+        sensor.poke(make_context(sensor))
+        got.append(sensor.metrics().get("current_interval"))
+    assert got == [pytest.approx(90), pytest.approx(135), pytest.approx(202.5)], (
+        f"three pokes of a missing file, initial 60 s, success rate above 80 % each time: expected metrics()'s "
+        f"current_interval 90, 135, 202.5 (each result becomes the current interval the next starts from), got {got}")
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
+def test_a_sensor_with_a_smaller_history_size_reads_only_its_last_attempts(sensors, drop, history):
+    writer = make_sensor(sensors, drop, history, history_size=20)
+    record(writer, successes=5, failures=15)  # 25 % over 20 attempts, 100 % over the last 5
+    reader = make_sensor(sensors, drop, history, history_size=5)
+    got = reader.calculate_adaptive_interval()
+    assert got == pytest.approx(90, abs=1), (
+        f"history_size=5 on a history of 15 failures then 5 successes written with history_size=20: expected 90 "
+        f"(the rule over the last 5 attempts only), got {got}")
+
+
+@pytest.mark.criterion("ex04.t4.adaptive_rule")
 def test_only_the_last_history_size_attempts_count(sensors, drop, history):
     sensor = make_sensor(sensors, drop, history, history_size=5)
     record(sensor, successes=5, failures=20)  # 20 old failures, then 5 successes
@@ -158,10 +182,13 @@ def test_poke_records_each_attempt(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.interval_is_waited")
-def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypatch):
+@pytest.mark.parametrize("exponential_backoff", [False, True])
+def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypatch, exponential_backoff):
     import airflow.sdk.bases.sensor as sensor_module
 
-    sensor = make_sensor(sensors, drop, history, timeout=3600)
+    # With exponential_backoff Airflow computes its own wait from poke_interval unless the sensor answers
+    # _get_next_poke_interval itself (the chapter's hint 2): the adaptive interval must still be the one waited.
+    sensor = make_sensor(sensors, drop, history, timeout=3600, exponential_backoff=exponential_backoff)
     record(sensor, successes=0, failures=10)  # 60 s - 30 % = 42 s
     slept: list[float] = []
 
@@ -172,8 +199,8 @@ def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypa
     monkeypatch.setattr(sensor_module.time, "sleep", fake_sleep)
     call_execute(sensor)
     assert slept == [pytest.approx(42, abs=1)], (
-        f"execute() in poke mode, history 0 % success, initial 60 s: expected Airflow to sleep 42 s once, "
-        f"slept {slept}"
+        f"execute() in poke mode (exponential_backoff={exponential_backoff}), history 0 % success, initial 60 s: "
+        f"expected Airflow to sleep 42 s once, slept {slept}"
     )
 
 
