@@ -294,6 +294,16 @@ def test_metrics_before_the_first_attempt(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.metrics")
+def test_metrics_report_the_learned_interval(sensors, drop, history):
+    sensor = make_sensor(sensors, drop, history)
+    record(sensor, successes=10, failures=0)
+    sensor.poke(make_context(sensor))  # the file is missing: 10 of 11 found, above 80 %: 60 s + 50 %
+    got = sensor.metrics().get("current_interval")
+    assert got == pytest.approx(90), (
+        f"metrics() after a poke that learned 90 s (initial 60 s): expected current_interval 90, got {got!r}")
+
+
+@pytest.mark.criterion("ex04.t4.metrics")
 def test_metrics(sensors, drop, history):
     sensor = make_sensor(sensors, drop, history)
     sensor.record_attempt(False, 0.2)
