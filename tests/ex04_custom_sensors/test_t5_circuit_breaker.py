@@ -80,6 +80,22 @@ def test_opens_after_threshold_consecutive_errors(sensors, sim_clock, state_dir,
 
 
 @pytest.mark.criterion("ex04.t5.opens_after_threshold")
+def test_the_threshold_error_opens_the_circuit_then_and_there(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    for _ in range(3):
+        poke_safely(breaker, "with the check failing")  # the third error opens the circuit, at t = 0
+    sim_clock.advance(30)
+    poke_safely(breaker, "30 s after the circuit opened")
+    calls = check.calls
+    sim_clock.advance(31)  # 61 s after the third error, 31 s after the next poke
+    poke_safely(breaker, "61 s after the third error")
+    assert check.calls == calls + 1, (
+        f"failure_threshold=3, recovery_timeout=60: the third consecutive error opens the circuit, so 61 s after "
+        f"it the trial check runs; got {check.calls - calls} checks (did the circuit open only at the next poke?)")
+
+
+@pytest.mark.criterion("ex04.t5.opens_after_threshold")
 def test_an_answer_resets_the_count(sensors, sim_clock, state_dir):
     check = FlakyCheck()
     breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
@@ -92,6 +108,20 @@ def test_an_answer_resets_the_count(sensors, sim_clock, state_dir):
         "errors, errors, an answer, errors, errors with failure_threshold=3: expected the circuit still "
         "closed (errors must be consecutive), but the check was skipped"
     )
+
+
+@pytest.mark.criterion("ex04.t5.skips_while_open")
+def test_a_skipped_check_is_logged(sensors, sim_clock, state_dir, sensor_log):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker.poke()
+    breaker.poke()  # open
+    sensor_log.clear()
+    sim_clock.advance(60)
+    poke_safely(breaker, "while the circuit is open")
+    assert sensor_log.messages, (
+        "poke() while the circuit is open: expected the skipped check logged (the chapter: 'skip the check (log "
+        "it)'), the poke logged nothing")
 
 
 @pytest.mark.criterion("ex04.t5.skips_while_open")

@@ -13,6 +13,47 @@ from tests.harness import first_event
 
 
 @pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
+@pytest.mark.parametrize("while_", ["a request is in flight", "it sleeps between polls"])
+def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_server, sessions, caplog, while_):
+    """The chapter: cancelling run() closes the session (held in `async with`), without cleanup()'s help, and
+    the cancellation is never swallowed."""
+    health_server.force("maintenance")
+    if while_ == "a request is in flight":
+        health_server.latency = 30
+        trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
+                                        timeout=60)
+    else:
+        trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=30,
+                                        timeout=60)
+
+    async def cancel_mid_wait() -> object:
+        agen = trigger.run()
+        task = asyncio.create_task(anext(agen))
+        if while_ == "a request is in flight":
+            await wait_until(lambda: len(health_server.requests) >= 1, "the first poll", task, within=40)
+        await asyncio.sleep(0.5)  # in flight: the answer takes 30 s; else asleep (a start phase or between polls)
+        task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return asyncio.CancelledError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        outcome = asyncio.run(cancel_mid_wait())
+        gc.collect()
+    assert outcome is asyncio.CancelledError, (
+        f"run() cancelled while {while_}: expected the CancelledError to propagate (never swallow the "
+        f"cancellation), got {outcome!r}")
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert all(s.closed for s in sessions) and (sessions or while_ != "a request is in flight"), (
+        f"run() cancelled while {while_}, cleanup() not called: expected its aiohttp.ClientSession closed, "
+        f"{sum(not s.closed for s in sessions)} of {len(sessions)} still open")
+    assert not unclosed, f"run() cancelled while {while_} left resources open: {unclosed[:3]}"
+
+
+@pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
 def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, caplog):
     """The triggerer cancels run() when the trigger moves or the task is cleared: nothing may stay open."""
     health_server.force("maintenance")

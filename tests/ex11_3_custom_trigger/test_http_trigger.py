@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import time
 import warnings
 from datetime import timedelta
@@ -145,9 +146,11 @@ async def test_a_json_value_matches_its_text(ct, health_server, body, check, exp
     health_server.queue_response(200, body)
     trigger = make(ct, health_server, response_check=check, expected_value=expected)
     payload = await trigger.check_once()
-    assert (payload is not None and payload.get("status") == "success") == ready, (
+    got_ready = isinstance(payload, dict) and payload.get("status") == "success"
+    assert got_ready if ready else payload is None, (
         f"check_once() on {body!r}, response_check={check!r}, expected_value={expected!r}: expected "
-        f"{'the success payload' if ready else 'not ready (None)'}, got {payload!r}")
+        f"{'the success payload' if ready else 'not ready (None): a value that differs or a path the answer does not have is not an error'}, "
+        f"got {payload!r}")
 
 
 @pytest.mark.criterion("ex11_3.t1.single_event")
@@ -276,6 +279,24 @@ async def test_a_401_is_an_error_not_a_reason_to_poll_again(ct, health_server):
     )
     assert len(health_server.requests) == 1, f"HTTP 401: expected 1 request, got {len(health_server.requests)}"
     assert "wrong" not in str(payload), f"the error event must not carry the token: {payload!r}"
+
+
+@pytest.mark.criterion("ex11_3.t1.fatal_errors")
+@pytest.mark.asyncio
+async def test_no_url_password_reaches_the_log_while_polling(ct, health_server, capfd, caplog):
+    caplog.set_level(logging.DEBUG)
+    health_server.queue_response(503, {"status": "maintenance"})
+    health_server.queue_response(200, "not json")
+    with_password = health_server.health_url.replace("http://", "http://robot:pa55word@", 1)
+    payload = payload_of(await collect_events(make(ct, health_server, endpoint=with_password), within=5),
+                         "run() against a URL with a password: a 503, malformed JSON, then healthy")
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err + "\n".join(r.getMessage() for r in caplog.records)
+    assert payload.get("status") == "success", f"a 503, malformed JSON, then healthy: expected success, got {payload!r}"
+    where = [w for w, text in (("the event", str(payload)), ("the log", logged)) if "pa55word" in text]
+    assert not where, (
+        f"run() polling a URL with a password through a 503, malformed JSON and success: expected the password "
+        f"masked everywhere, found it in {where}")
 
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")
