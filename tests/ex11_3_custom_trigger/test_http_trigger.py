@@ -76,10 +76,12 @@ def test_defaults_round_trip_too(ct):
 @pytest.mark.integration  # a second Python process importing Airflow: seconds, not milliseconds
 @pytest.mark.criterion("ex11_3.t1.fresh_process")
 def test_rebuilt_in_a_fresh_process_reaches_its_event(ct, health_server):
-    payload = run_in_fresh_process(make(ct, health_server), timeout=30)
+    # The API wants a token: everything the trigger needs, its headers included, must travel in serialize().
+    health_server.require_bearer("fr3sh")
+    payload = run_in_fresh_process(make(ct, health_server, headers={"Authorization": "Bearer fr3sh"}), timeout=30)
     assert payload.get("status") == "success" and payload.get("value") == "healthy", (
-        f"trigger rebuilt from its classpath in a new process against a healthy API: expected a success event "
-        f"with value 'healthy', got {payload!r}"
+        f"trigger with an Authorization header rebuilt from its classpath and kwargs in a new process against a "
+        f"healthy API that wants that token: expected a success event with value 'healthy', got {payload!r}"
     )
 
 
@@ -195,6 +197,19 @@ async def test_times_out_on_an_api_that_never_gets_healthy(ct, health_server):
     polls = len(health_server.requests)
     await asyncio.sleep(0.2)
     assert len(health_server.requests) == polls, "requests kept arriving after the timeout event"
+
+
+@pytest.mark.criterion("ex11_3.t1.times_out")
+@pytest.mark.asyncio
+async def test_the_deadline_holds_with_a_poll_interval_longer_than_the_timeout(ct, health_server):
+    health_server.force("maintenance")
+    started = time.monotonic()
+    events = await collect_events(make(ct, health_server, poll_interval=20, timeout=0.5), within=15)
+    took = time.monotonic() - started
+    payload = payload_of(events, "run() with poll_interval=20, timeout=0.5 against an API in maintenance")
+    assert payload.get("status") == "timeout" and took < 10, (
+        f"run() with poll_interval=20 and timeout=0.5: expected the timeout event near 0.5 s (the last sleep cut "
+        f"at the deadline), got {payload!r} after {took:.1f} s")
 
 
 @pytest.mark.criterion("ex11_3.t1.times_out")
@@ -383,6 +398,32 @@ def test_never_blocks_the_event_loop(ct, health_server):
     result, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.2)
     assert not slow, f"run() blocked the event loop (asyncio debug, slow_callback_duration=0.2 s): {slow[:3]}"
     assert payload_of(result, "run() under asyncio debug")["status"] == "timeout"
+
+
+@pytest.mark.criterion("ex11_3.t1.no_unclosed_session")
+@pytest.mark.parametrize("ending", ["timeout", "error"])
+def test_the_session_is_closed_however_the_run_ends(ct, health_server, sessions, caplog, ending):
+    if ending == "timeout":
+        health_server.force("maintenance")
+        trigger = make(ct, health_server, timeout=0.3)
+    else:
+        health_server.require_bearer("right")
+        trigger = make(ct, health_server, headers={"Authorization": "Bearer wrong"})
+
+    async def drain() -> list:
+        return [event async for event in trigger.run()]  # to its end, as the triggerer runs it
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        events = asyncio.run(drain())
+        gc.collect()
+    statuses = [e.payload.get("status") for e in events]
+    assert statuses == [ending], f"run() to its end ({ending}): expected one {ending!r} event, got {statuses}"
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert sessions and all(s.closed for s in sessions) and not unclosed, (
+        f"run() ended with a {ending} event: expected its aiohttp.ClientSession closed, "
+        f"{sum(not s.closed for s in sessions)} of {len(sessions)} still open, warnings {unclosed[:3]}")
 
 
 @pytest.mark.criterion("ex11_3.t1.no_unclosed_session")
