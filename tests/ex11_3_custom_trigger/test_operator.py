@@ -64,6 +64,17 @@ def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
         f"got {kwargs!r}")
 
 
+@pytest.mark.criterion("ex11_3.t2.defers_with_timeout")
+def test_the_deferral_grace_stays_small_for_a_long_wait(ct, health_server):
+    health_server.force("maintenance")
+    with pytest.raises(TaskDeferred) as deferral:
+        call_execute(operator(ct, health_server, poll_interval=30.0, timeout=3600.0))
+    got = deferral.value.timeout
+    assert got is not None and timedelta(seconds=3600) <= got <= timedelta(seconds=3600 + 300), (
+        f"defer(timeout=...) for a trigger timeout of 3600 s: expected 3600 s plus a small grace (at most "
+        f"5 minutes), got {got}")
+
+
 @pytest.mark.criterion("ex11_3.t2.resumes_with_payload")
 def test_resumes_on_a_new_instance_and_returns_the_payload(ct, health_server):
     health_server.queue_response(503, '{"status": "maintenance"}')  # the synchronous check sees maintenance
@@ -146,6 +157,16 @@ def test_http_polling_dag_succeeds(run_dag, health_server):
         f"expected the check plus the trigger's poll(s), got {len(health_server.requests)} request(s)"
     )
     assert str(result.xcoms.get("report", "")).startswith("API healthy"), f"report XCom: {result.xcoms.get('report')!r}"
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        trigger_id = session.scalar(select(TaskInstance.trigger_id).where(
+            TaskInstance.run_id == result.run_id, TaskInstance.task_id == "wait_for_api"))
+    assert trigger_id is not None, (
+        "dag.test() of ex11_3_http_polling with the API in maintenance at first: expected wait_for_api to defer "
+        "(Airflow records its trigger), it waited in the worker instead")
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
