@@ -153,6 +153,15 @@ def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
     assert len(events) == 1 and events[0].payload.get("status") == "timeout", f"expected one timeout event, got {events!r}"
 
 
+@pytest.mark.criterion("ex11_3.t3.non_blocking")
+def test_waiting_between_looks_does_not_block_the_event_loop(ct, landing_zone):
+    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=1.0, timeout=2.5)
+    # A time.sleep(1.0) on the loop shows as one callback of 1 s; 0.5 s leaves a loaded machine its pauses.
+    events, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.5)
+    assert not slow, f"run() waited between looks on the event loop (asyncio debug): {slow[:3]}"
+    assert len(events) == 1 and events[0].payload.get("status") == "timeout", f"expected one timeout event, got {events!r}"
+
+
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
 def test_sensor_returns_at_once_when_the_files_are_there(ct, landing_zone):
     landing_zone.drop("a.csv")
