@@ -208,6 +208,19 @@ def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, mo
     )
 
 
+@pytest.mark.criterion("ex11_3.t3.sensor_defers")
+def test_the_resumed_sensor_returns_the_files_of_the_event(ct, landing_zone):
+    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                  poke_interval=0.05, timeout=10)
+    seen = [str(landing_zone.root / n) for n in ("a.csv", "b.csv")]  # what the trigger saw; since moved on
+    landing_zone.drop("c.csv")
+    event = {"status": "success", "pattern": sensor.pattern, "files": seen, "elapsed": 1.0}
+    result = sensor.execute_complete(make_context(sensor), event=event)
+    assert result == seen, (
+        f"execute_complete(event={event!r}) on a folder that now holds only c.csv: expected the event's files "
+        f"{seen!r} (what fired the trigger), got {result!r}")
+
+
 @pytest.mark.criterion("ex11_3.t3.times_out")
 def test_sensor_times_out_with_a_sensor_timeout(ct, landing_zone):
     sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
