@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
+import io
 import os
 import threading
 from datetime import datetime
@@ -109,7 +111,7 @@ def test_listing_runs_off_the_event_loop(ed, landing, tmp_path, monkeypatch):
     trigger = watcher(ed, landing, tmp_path)
     loop_thread = threading.get_ident()
     on_loop: list[str] = []
-    for name in ("scandir", "listdir", "stat"):
+    for name in ("scandir", "listdir", "stat", "replace", "rename"):
         real = getattr(os, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
@@ -118,6 +120,15 @@ def test_listing_runs_off_the_event_loop(ed, landing, tmp_path, monkeypatch):
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(os, name, spy)
+    real_open = builtins.open
+
+    def open_spy(file, *args, **kwargs):  # the state file (under tmp_path) read or written on the loop
+        if threading.get_ident() == loop_thread and str(file).startswith(str(tmp_path)):
+            on_loop.append(f"open({str(file)!r})")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_spy)
+    monkeypatch.setattr(io, "open", open_spy)  # pathlib's read_text and write_text open through io.open
     events = asyncio.run(take_events(trigger, 1))
     monkeypatch.undo()
     assert events, "no event"

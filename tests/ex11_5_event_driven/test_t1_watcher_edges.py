@@ -15,6 +15,20 @@ from tests.harness import roundtrip
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
+def test_a_subclass_serializes_its_own_classpath(ed, landing, tmp_path):
+    # A team's subclass, importable from this module as the triggerer would import it.
+    team = type("TeamNewObjectTrigger", (ed.NewObjectTrigger,), {"__module__": __name__})
+    globals()["TeamNewObjectTrigger"] = team
+    trigger = team(prefix=landing.url, state_path=str(tmp_path / "s.json"))
+    classpath, _ = trigger.serialize()
+    assert classpath == f"{__name__}.TeamNewObjectTrigger", (
+        f"serialize() of a subclass of NewObjectTrigger: expected its own classpath (derived from the class), "
+        f"got {classpath!r}")
+    rebuilt = roundtrip(trigger)
+    assert type(rebuilt) is team, f"rebuilt from its classpath: expected TeamNewObjectTrigger, got {type(rebuilt)!r}"
+
+
+@pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
 def test_the_defaults_are_every_name_and_a_minute(ed, landing, tmp_path):
     trigger = ed.NewObjectTrigger(prefix=landing.url, state_path=str(tmp_path / "s.json"))
     _, kwargs = trigger.serialize()
