@@ -57,6 +57,18 @@ def test_the_comparison_is_constant_time(ed, monkeypatch):
     )
 
 
+@pytest.mark.criterion("ex11_5.t2.delivers_asset_events")
+def test_a_minio_notification_without_records_is_delivered(webhook, fake_airflow):
+    hook = webhook()
+    payload = {"EventName": "s3:ObjectCreated:Put", "Key": "landing/bronze/sales/b.parquet"}  # the seed's shape
+    status, body = hook.sender.send(payload)
+    assert status == 202, f"a signed MinIO notification with EventName and Key only: expected 202, got {status} {body!r}"
+    hook.wait_for(lambda: len(fake_airflow.deliveries) >= 1, "the MinIO event delivered")
+    delivered = json.dumps(fake_airflow.deliveries[0]["json"])
+    assert "bronze/sales/b.parquet" in delivered, (
+        f"MinIO Key landing/bronze/sales/b.parquet: expected the object's key in the asset event, got {delivered}")
+
+
 @pytest.mark.criterion("ex11_5.t2.rejects_bad_requests")
 def test_bad_requests_get_their_status_and_are_not_delivered(webhook, fake_airflow):
     hook = webhook()
@@ -70,6 +82,9 @@ def test_bad_requests_get_their_status_and_are_not_delivered(webhook, fake_airfl
         "unknown format": (hook.sender.send({"hello": "world"}), 422),
         "a JSON list": (hook.sender.send([1, 2]), 422),
         "oversized body": (hook.sender.send(generic_notification("x", "y", padding="z" * 70_000)), 413),
+        # The size is judged first: an oversized body is never read whole to check its signature.
+        "oversized unsigned body": (hook.sender.send(generic_notification("x", "y", padding="z" * 70_000),
+                                                     sign=False), 413),
     }
     for what, ((status, body), expected) in cases.items():
         assert status == expected, f"POST {hook.receiver.path} with {what}: expected HTTP {expected}, got {status} {body!r}"

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +49,16 @@ def audit_rows(path: Path) -> list[dict]:
     with sqlite3.connect(path) as connection:
         connection.row_factory = sqlite3.Row
         return [dict(r) for r in connection.execute("SELECT * FROM trigger_executions ORDER BY rowid")]
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.skip_or_fire")
+async def test_run_goes_on_polling_after_a_fire(ed, tmp_path):
+    trigger = scripted(tmp_path, [{"n": 1}, "skip", {"n": 2}])
+    events = await take_events(trigger, 2, within=3)
+    contexts = [e.get("context") for e in events]
+    assert contexts == [{"n": 1}, {"n": 2}], (
+        f"fire, skip, fire in one run() (a watcher's run() never ends): expected two events, got {contexts}")
 
 
 @pytest.mark.asyncio
@@ -116,6 +127,31 @@ async def test_allow_concurrent_fires_every_time(ed, tmp_path):
 
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+def test_the_same_context_of_another_trigger_is_not_suppressed(ed, tmp_path):
+    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+    context = {"queue": "orders"}
+    first = audit.start_unless_running("queue_monitor", context, False)
+    other = audit.start_unless_running("backlog_alarm", context, False)
+    again = audit.start_unless_running("queue_monitor", context, False)
+    assert first is not None and other is not None and again is None, (
+        f"start_unless_running for queue_monitor, then backlog_alarm, then queue_monitor again, one context, "
+        f"nothing completed: expected an id, an id (another trigger), None (same trigger and context), got "
+        f"{first!r}, {other!r}, {again!r}")
+
+
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
+def test_a_row_older_than_stale_after_no_longer_blocks(ed, tmp_path):
+    audit = ed.ActivationAudit(tmp_path / "audit.sqlite", stale_after=1)
+    context = {"queue": "orders"}
+    first = audit.start_unless_running("queue_monitor", context, False)
+    time.sleep(2.1)  # past stale_after even for timestamps kept to the second
+    again = audit.start_unless_running("queue_monitor", context, False)
+    assert first is not None and again is not None, (
+        f"stale_after=1, a row never completed, the same context 2 s later: expected a new activation (a row "
+        f"without its completion blocks only until stale_after), got {first!r}, then {again!r}")
+
+
+@pytest.mark.criterion("ex11_5.t3.dedup_by_context")
 def test_two_threads_checking_at_once_start_the_context_once(ed, tmp_path, monkeypatch):
     db = tmp_path / "audit.sqlite"
     audit = ed.ActivationAudit(db)
@@ -175,9 +211,27 @@ async def test_inbox_trigger_fires_with_the_file_name(ed, tmp_path):
     inbox.mkdir()
     (inbox / ".data_file_2.csv.part").write_text("id\n")  # an upload in progress
     await no_event(trigger, within=0.05)
+    (inbox / "processed").mkdir()  # where the DAG moves what it has processed: a folder, not a file
+    (inbox / "processed" / "data_file_0.csv").write_text("id\n0\n")
+    await no_event(trigger, within=0.5)  # many polls, even on a loaded machine
     (inbox / "data_file_1.csv").write_text("id\n1\n")
     event = (await take_events(trigger, 1, settle=0.05))[0]
     assert (event.get("context") or {}).get("filename") == "data_file_1.csv", f"inbox event: got {event!r}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
+async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(ed, tmp_path, queue_sim, capfd):
+    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                   queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
+                                   poll_timeout=2, allow_concurrent=True)
+    queue_sim.set_depth(50)
+    queue_sim.fail_next(10_000)  # every answer in this test is an HTTP 500
+    await no_event(trigger, within=0.1)
+    text = "".join(capfd.readouterr())
+    assert "500" in text or "error" in text.lower(), (
+        f"QueueDepthTrigger polling a queue that answers HTTP 500: expected each answer treated as an error "
+        f"(logged, polling goes on), nothing was logged:\n{text[-1500:]}")
 
 
 @pytest.mark.asyncio
