@@ -97,6 +97,8 @@ def test_freshness_states_at_the_boundaries(ed):
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_5.t4.freshness_check")
 def test_the_freshness_dag_fails_on_stale_data(run_dag, landing):
+    result = run_dag("ex11_5_freshness", env={"WORKBOOK_LANDING_URL": landing.url})
+    assert result.state == "failed", f"no file in the landing zone at all: expected the run failed, got {result.state!r}"
     path = landing.drop("old.csv")
     stale = path.stat().st_mtime - 30 * 3600
     os.utime(path, (stale, stale))
