@@ -77,6 +77,36 @@ def test_the_sla_table_gives_the_schedule(ed):
             pytest.fail(f"FreshnessPolicy(warn_after={warn} h, error_after={error} h): expected ValueError")
 
 
+@pytest.mark.criterion("ex11_5.t4.freshness_schedule")
+def test_below_an_hour_every_15_minutes_down_to_30_minutes_then_refused(ed):
+    start = datetime(2025, 1, 15, 0, 5, tzinfo=UTC)
+    every_15 = next_runs(ed.cron_schedule("*/15 * * * *"), start, 3)
+    for minutes in (30, 45):
+        policy = ed.FreshnessPolicy(warn_after=timedelta(minutes=minutes), error_after=timedelta(hours=2))
+        try:
+            runs = next_runs(ed.freshness_schedule(policy), start, 3)
+        except ValueError as exc:
+            pytest.fail(f"freshness_schedule(warn_after {minutes} min): expected every 15 minutes, got ValueError: {exc}")
+        assert runs == every_15, f"freshness_schedule(warn_after {minutes} min): expected every 15 minutes, got runs {runs}"
+    policy = ed.FreshnessPolicy(warn_after=timedelta(minutes=20), error_after=timedelta(hours=2))
+    with pytest.raises(ValueError):
+        ed.freshness_schedule(policy)
+        pytest.fail("freshness_schedule(warn_after 20 min): expected ValueError (below 30 min: use an event trigger)")
+
+
+@pytest.mark.criterion("ex11_5.t4.freshness_schedule")
+def test_the_freshness_dag_runs_on_the_schedule_of_its_sla(ed, monkeypatch):
+    monkeypatch.delenv("WORKBOOK_WARN_AFTER_HOURS", raising=False)
+    monkeypatch.delenv("WORKBOOK_ERROR_AFTER_HOURS", raising=False)
+    start = datetime(2025, 1, 15, 0, 30, tzinfo=UTC)
+    runs = next_runs(load_dag("ex11_5_freshness").timetable, start, 3)
+    policy = ed.FreshnessPolicy(warn_after=timedelta(hours=6), error_after=timedelta(hours=24))
+    expected = next_runs(ed.freshness_schedule(policy), start, 3)
+    assert runs == expected, (
+        f"ex11_5_freshness with its SLA (warn after 6 h): expected the schedule of the seed's table (every 3 "
+        f"hours), runs {expected}, got {runs}")
+
+
 @pytest.mark.criterion("ex11_5.t4.freshness_check")
 def test_freshness_states_at_the_boundaries(ed):
     policy = ed.FreshnessPolicy(warn_after=timedelta(hours=6), error_after=timedelta(hours=24))
