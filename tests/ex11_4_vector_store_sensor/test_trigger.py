@@ -139,6 +139,36 @@ def test_polling_never_blocks_the_event_loop(vs, make_store):
     assert payload.get("status") == "timeout", f"trigger on a collection that never finishes: got {payload!r}"
 
 
+@pytest.mark.criterion("ex11_4.t1.polls_async")
+def test_waiting_between_polls_never_blocks_the_event_loop(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 10)  # frozen clock: never ready
+
+    async def scenario():
+        gaps: list[float] = []
+
+        async def heartbeat():
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.create_task(heartbeat())
+        try:
+            await first_event(make_trigger(vs, store, poll_interval=0.6, timeout=1.5), within=10)
+        finally:
+            beat.cancel()
+        return max(gaps)
+
+    worst_gap = asyncio.run(scenario())
+    # A time.sleep(0.6) between polls stalls the loop for 0.6 s; 0.4 s leaves a loaded machine its pauses.
+    assert worst_gap < 0.4, (
+        f"trigger.run() with poll_interval 0.6: the event loop stalled for {worst_gap * 1000:.0f} ms between polls "
+        f"(wait with asyncio.sleep, never time.sleep)")
+
+
 # ---- ex11_4.t1.success_needs_ready ----------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.success_needs_ready")
 def test_all_documents_stored_is_not_ready(vs, make_store, backend):
@@ -166,6 +196,17 @@ def test_ready_with_too_few_documents_keeps_waiting(vs, make_store):
         f"trigger with expected_count=8 on a ready collection of 5 that receives 3 more after 0.3 s: expected "
         f"success with document_count 8 after the late documents, got {payload!r} after {took:.2f} s"
     )
+
+
+@pytest.mark.criterion("ex11_4.t1.success_needs_ready")
+def test_ready_with_more_documents_than_expected_is_success(vs, make_store):
+    store = make_store("qdrant", index_rate=1000, time_scale=1)
+    add_documents(store, 12)
+    index_everything(store)
+    payload, _ = fire(make_trigger(vs, store, expected_count=10, timeout=5))
+    assert payload.get("status") == "success" and payload.get("document_count") == 12, (
+        f"trigger with expected_count=10 on a ready collection of 12: expected success (ready and at least "
+        f"expected_count documents), got {payload!r}")
 
 
 # ---- ex11_4.t1.error_on_failed --------------------------------------------------------------------------
@@ -277,6 +318,40 @@ def test_the_timeout_is_measured_on_a_monotonic_clock(vs, make_store, monkeypatc
 
 
 # ---- ex11_4.t1.logs_progress ----------------------------------------------------------------------------
+@pytest.mark.criterion("ex11_4.t1.logs_progress")
+def test_progress_is_logged_at_every_poll_even_without_change(vs, make_store, capfd, caplog):
+    store = make_store("qdrant")
+    add_documents(store, 20)  # frozen clock: 0/20 indexed at every poll
+    payload, _ = fire(make_trigger(vs, store, expected_count=20, poll_interval=0.05, timeout=0.6))
+    polls = status_requests(store, "qdrant")
+    captured = capfd.readouterr()
+    messages = (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
+    progress = [m for m in messages if re.search(r"\b0/20\b", m) and re.search(r"\d%", m)]
+    assert payload.get("status") == "timeout" and polls >= 3 and len(progress) >= polls - 1, (
+        f"trigger polling a collection stuck at 0/20 for 0.6 s: expected a progress line at every poll ({polls} "
+        f"polls), got {len(progress)}: {progress[-3:]}")
+
+
+@pytest.mark.criterion("ex11_4.t1.timeout_with_detail")
+def test_the_deadline_is_monotonic_not_the_wall_clock(vs, make_store, monkeypatch):
+    store = make_store("qdrant", index_rate=1000, time_scale=1)
+    add_documents(store, 10)
+    late = threading.Timer(0.3, index_everything, args=(store,))
+    real, jumps = time.time, iter(range(10**9))
+    # The wall clock jumps an hour forward at every reading (an NTP step, a VM resumed): a deadline kept on it
+    # passes at once; one on time.monotonic() does not.
+    monkeypatch.setattr(time, "time", lambda: real() + 3600 * next(jumps))
+    late.start()
+    try:
+        payload, _ = fire(make_trigger(vs, store, expected_count=10, timeout=10))
+    finally:
+        late.cancel()
+        monkeypatch.undo()
+    assert payload.get("status") == "success", (
+        f"trigger with timeout=10 while the wall clock jumps an hour at every reading, the index ready after "
+        f"0.3 s: expected success (the deadline on time.monotonic()), got {payload!r}")
+
+
 @pytest.mark.criterion("ex11_4.t1.logs_progress")
 def test_progress_is_logged_while_indexing(vs, make_store, capfd, caplog):
     store = make_store("qdrant", index_rate=1, time_scale=50)  # 20 documents take 0.4 s
