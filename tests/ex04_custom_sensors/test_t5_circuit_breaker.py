@@ -142,6 +142,22 @@ def test_skips_checks_until_recovery_timeout(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
+def test_skipped_pokes_do_not_restart_the_recovery_clock(sensors, sim_clock, state_dir):
+    check = FlakyCheck()
+    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker.poke()
+    breaker.poke()  # open at t = 0
+    sim_clock.advance(60)
+    poke_safely(breaker, "60 s after the circuit opened")  # skipped
+    calls = check.calls
+    sim_clock.advance(60)
+    poke_safely(breaker, "120 s after the circuit opened")
+    assert check.calls == calls + 1, (
+        f"recovery_timeout=100, pokes 60 s apart while open: expected the trial at the poke 120 s after the "
+        f"circuit opened (seconds since it opened, not since the last skipped poke), got {check.calls - calls} checks")
+
+
+@pytest.mark.criterion("ex04.t5.half_open_recovery")
 def test_trial_after_recovery_timeout_closes_on_success(sensors, sim_clock, state_dir):
     check = FlakyCheck()
     breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)

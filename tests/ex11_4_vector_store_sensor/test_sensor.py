@@ -66,6 +66,18 @@ def test_ready_collection_returns_without_deferring(vs, make_store):
     )
 
 
+@pytest.mark.criterion("ex11_4.t2.quick_check")
+def test_a_ready_collection_with_too_few_documents_is_not_complete(vs, make_store):
+    store = make_store("qdrant")
+    add_documents(store, 5)
+    index_everything(store)
+    result, error, _ = timed(lambda: call_execute(make_sensor(vs, store, expected_count=10)))
+    assert isinstance(error, TaskDeferred), (
+        f"VectorStoreSensor(expected_count=10).execute() on a ready collection of 5: expected a deferral (the "
+        f"quick check asks what the trigger asks: ready and at least expected_count), got result {result!r}, "
+        f"error {error!r}")
+
+
 # ---- ex11_4.t2.defers -----------------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t2.defers")
 def test_indexing_collection_defers_to_the_trigger(vs, make_store):

@@ -93,6 +93,19 @@ def test_each_backend_reads_its_own_status_fields(vs, make_store, backend):
 
 
 @pytest.mark.criterion("ex11_4.t1.backends")
+def test_a_failed_build_gives_the_stores_reason_on_each_backend(vs, make_store, backend):
+    store = make_store(backend)
+    add_documents(store, 10)
+    store.store.fail(COLLECTION, "HNSW graph build crashed", at=0)
+    adapter = vs.get_backend(backend)
+    status = vs.request_json(store.url, adapter, COLLECTION, adapter.status_request(COLLECTION))
+    parsed = adapter.parse_status(COLLECTION, status)
+    assert (parsed.state, parsed.reason) == ("failed", "HNSW graph build crashed"), (
+        f"{type(adapter).__name__}.parse_status({status!r}): expected state 'failed' with the store's reason "
+        f"'HNSW graph build crashed' (the same IndexStatus whatever the dialect), got {(parsed.state, parsed.reason)}")
+
+
+@pytest.mark.criterion("ex11_4.t1.backends")
 def test_trigger_pointed_at_the_other_dialect_reports_an_error(vs, make_store):
     store = make_store("chroma")
     add_documents(store, 3)
