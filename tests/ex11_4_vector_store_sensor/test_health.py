@@ -55,6 +55,17 @@ def test_health_check_runs_a_test_query(vs, make_store, backend):
 
 
 @pytest.mark.criterion("ex11_4.t3.queries_index")
+def test_a_store_outage_is_left_to_propagate(vs, make_store):
+    store = make_store("qdrant")
+    corpus = add_corpus(store)
+    store.fail_next(1000, 503)  # the store is briefly down: every request answers 503
+    error = raises(lambda: check(vs, store, len(corpus)))
+    assert isinstance(error, vs.TransientStoreError), (
+        f"validate_index_health while the store answers 503: expected the TransientStoreError to propagate (a "
+        f"retry may pass; not an AirflowFailException, which skips the retries), got {error!r}")
+
+
+@pytest.mark.criterion("ex11_4.t3.queries_index")
 def test_index_that_finds_nothing_is_unhealthy(vs, make_store):
     store = make_store("qdrant")
     corpus = add_corpus(store)

@@ -40,6 +40,15 @@ def test_dag_ingests_waits_validates_then_queries(vs, make_store, monkeypatch):
         f"task 'wait_for_index' with WORKBOOK_VECTOR_* set: expected (collection, backend, url) "
         f"('shape_check', 'chroma', {store.url!r}) from the environment, got {settings}"
     )
+    assert float(wait.poke_interval) == 0.05, (
+        f"task 'wait_for_index' with WORKBOOK_VECTOR_POLL_INTERVAL=0.05: expected poke_interval 0.05, got "
+        f"{wait.poke_interval!r}")
+    count = wait.expected_count
+    from_ingest = (getattr(getattr(count, "operator", None), "task_id", None) == "ingest"
+                   or (isinstance(count, str) and "ingest" in count))
+    assert from_ingest, (
+        f"task 'wait_for_index': expected expected_count to be ingest's return value (its XCom, known when the "
+        f"run ingests), got {count!r}")
     order = [("ingest", "wait_for_index"), ("wait_for_index", "validate"), ("validate", "sample_queries")]
     missing = [pair for pair in order if pair[1] not in dag.task_dict[pair[0]].get_flat_relative_ids(upstream=False)]
     assert not missing, f"DAG {DAG_ID!r}: expected the order ingest >> wait_for_index >> validate >> sample_queries, " \
