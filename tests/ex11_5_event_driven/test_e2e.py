@@ -53,29 +53,30 @@ def test_a_dropped_file_starts_exactly_one_run(watcher_ready, airflow_processes,
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.criterion("ex11_5.t1.dag_loads_files")
-def test_the_asset_triggered_run_loads_the_file_its_event_names(watcher_ready, airflow_processes, e2e_dirs):
-    """Under dag.test() a run has no asset events: here the watcher's real event reaches the DAG."""
+def test_each_asset_triggered_run_loads_the_file_its_event_names(watcher_ready, airflow_processes, e2e_dirs):
+    """Under dag.test() a run has no asset events: here the watcher's real events reach the DAG. Two files
+    dropped one after the other: each run loads its own file, not what else is in the landing zone."""
     dag_id = "ex11_5_landing_zone"
     dag = airflow_processes.wait_for_dag(dag_id)
-    before = {r["dag_run_id"] for r in runs(airflow_processes, dag_id)}
-    dropped = e2e_dirs["landing"] / "sales-0101.csv"
-    atomic_write_text(dropped, "id,amount\n1,1\n2,2\n3,3\n")
     airflow_processes.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     airflow_processes.api("PUT", f"/parseDagFile/{dag['file_token']}")
+    for name, text in (("sales-0101.csv", "id,amount\n1,1\n2,2\n3,3\n"), ("sales-0102.csv", "id,amount\n9,9\n")):
+        before = {r["dag_run_id"] for r in runs(airflow_processes, dag_id)}
+        dropped = e2e_dirs["landing"] / name
+        atomic_write_text(dropped, text)
 
-    def finished_run() -> dict | None:
-        new = [r for r in runs(airflow_processes, dag_id)
-               if r["run_type"] == "asset_triggered" and r["dag_run_id"] not in before]
-        return next((r for r in new if r["state"] in ("success", "failed")), None)
+        def finished_run(before=before) -> dict | None:
+            new = [r for r in runs(airflow_processes, dag_id)
+                   if r["run_type"] == "asset_triggered" and r["dag_run_id"] not in before]
+            return next((r for r in new if r["state"] in ("success", "failed")), None)
 
-    run = airflow_processes.wait_for(f"an asset-triggered run of {dag_id} for {dropped.name}", finished_run,
-                                     timeout=90)
-    assert run["state"] == "success", f"the asset-triggered run for {dropped.name}: expected success, got {run!r}"
-    loaded = airflow_processes.xcom(dag_id, run["dag_run_id"], "load_new_objects")
-    expected = {dropped.as_uri(): 3}
-    assert loaded == expected, (
-        f"the run triggered by the watcher's event for {dropped.name}: expected it to load the file its event "
-        f"names, {expected!r}, got {loaded!r}")
+        run = airflow_processes.wait_for(f"an asset-triggered run of {dag_id} for {name}", finished_run, timeout=90)
+        assert run["state"] == "success", f"the asset-triggered run for {name}: expected success, got {run!r}"
+        loaded = airflow_processes.xcom(dag_id, run["dag_run_id"], "load_new_objects")
+        expected = {dropped.as_uri(): text.count("\n") - 1}
+        assert loaded == expected, (
+            f"the run triggered by the watcher's event for {name}: expected it to load the file its event names, "
+            f"{expected!r}, got {loaded!r}")
 
 
 @pytest.mark.e2e

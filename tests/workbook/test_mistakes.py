@@ -37,6 +37,9 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "t1.adds__named_for_the_wrong_criterion.mistake").write_text(
         '# criterion: ex01.t1.adds\n# violates: "rejects others"\n'
         "def parse_status(payload):\n    return str(payload.get('status', '')).lower()\n")
+    (folder / "t1.adds__declared_gap.mistake").write_text(
+        '# criterion: ex01.t1.adds\n# violates: "rejects others"\n# gap: no test of add() sees parse_status\n'
+        "def parse_status(payload):\n    return str(payload.get('status', '')).lower()\n")
     (folder / "t1.adds__forgets_an_import.mistake").write_text(
         '# criterion: ex01.t1.adds\n# violates: "add() adds two numbers"\n'
         "def add(a, b):\n    return operator.add(a, b)\n")
@@ -71,6 +74,13 @@ def test_a_catch_by_another_criterions_tests_does_not_count(verdicts):
     verdict = verdicts["t1.adds__named_for_the_wrong_criterion.mistake"]
     assert verdict.status == "missed" and not verdict.caught and verdict.tests_run >= 1, (
         f"a parse_status mistake named for ex01.t1.adds (whose tests pass): expected missed, got {verdict}")
+
+
+def test_a_declared_gap_that_is_missed_is_reported_as_a_gap(workbook, verdicts):
+    verdict = verdicts["t1.adds__declared_gap.mistake"]
+    assert verdict.status == "gap" and not verdict.caught, f"expected gap, got {verdict}"
+    report = (workbook / mistakes.REPORT).read_text(encoding="utf-8")
+    assert "known gap**: no test of add() sees parse_status" in report, report
 
 
 def test_a_mistake_that_only_fails_with_a_name_error_is_broken_not_caught(verdicts):
@@ -131,7 +141,7 @@ def test_every_task_has_a_correct_alternative(task):
 @needs_solutions
 def test_every_mistake_names_a_criterion_of_the_rubric_and_quotes_the_chapter():
     known = {c.id for c in CRITERIA} | {t.id for t in TASKS}
-    texts = {e.id: (REPO_ROOT / e.text).read_text(encoding="utf-8") + (REPO_ROOT / "exercises/rubric.toml").read_text(
+    texts = {e.id: (REPO_ROOT / e.chapter).read_text(encoding="utf-8") + (REPO_ROOT / "exercises/rubric.toml").read_text(
         encoding="utf-8") for e in RUBRIC.exercises}
     problems = [f"{m.path}: {m.criterion} is not in the rubric" for m in CATALOGUE if m.criterion not in known]
     for mistake in (m for m in CATALOGUE if m.kind == "mistake" and m.exercise in texts):
@@ -152,7 +162,8 @@ def test_the_committed_results_are_of_the_catalogue_as_it_is():
             problems.append(f"{entry.path}: never run (make mistakes)")
         elif result.get("digest") != mistakes.digest(REPO_ROOT, entry):
             problems.append(f"{entry.path}: changed, or its reference module did, since it was run (make mistakes)")
-        elif result["status"] != ("passes" if entry.kind == "alternative" else "caught"):
+        elif result["status"] not in ({"passes"} if entry.kind == "alternative" else
+                                      {"caught", "gap"} if entry.gap else {"caught"}):
             problems.append(f"{entry.path}: {result['status']}: {json.dumps(result['failing_tests'])[:300]}")
     assert not problems, f"{len(problems)} of {len(CATALOGUE)}:\n" + "\n".join(problems)
 
