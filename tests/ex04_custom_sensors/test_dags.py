@@ -132,7 +132,7 @@ def test_ml_readiness_dag(run_dag, tmp_path):
 
 
 @pytest.mark.criterion("ex04.t4.dag")
-def test_adaptive_dag_reschedules_at_the_learned_interval(run_dag, tmp_path):
+def test_adaptive_dag_reschedules_at_the_learned_interval(run_dag, tmp_path, monkeypatch):
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -152,12 +152,18 @@ def test_adaptive_dag_reschedules_at_the_learned_interval(run_dag, tmp_path):
                 drop.write_text("id,value\n1,2\n")
                 return
 
+    env = {"WORKBOOK_DROP_FILE": str(drop), "WORKBOOK_STATE_DIR": str(state), "WORKBOOK_TIME_SCALE": SCALE}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    sensor = sensor_of("ex04_adaptive_file", "wait_for_export")
+    # Checked before the run: a history kept elsewhere would leave this test waiting out the sensor's timeout.
+    assert str(getattr(sensor, "history_path", None)) == str(history), (
+        f"ex04_adaptive_file with WORKBOOK_STATE_DIR={state}: expected the sensor's history in {history} (the "
+        f"DAG keeps it in WORKBOOK_STATE_DIR), got history_path={getattr(sensor, 'history_path', None)!r}")
     watcher = threading.Thread(target=deliver_after_first_poke, daemon=True)
     watcher.start()
     try:
-        result = run_dag("ex04_adaptive_file", env={
-            "WORKBOOK_DROP_FILE": str(drop), "WORKBOOK_STATE_DIR": str(state), "WORKBOOK_TIME_SCALE": SCALE,
-        })
+        result = run_dag("ex04_adaptive_file", env=env)
     finally:
         stop.set()
         watcher.join()

@@ -51,10 +51,12 @@ class LandingZone:
         path.write_text("id,amount\n1,")
         return path
 
-    def drop_when(self, signal: threading.Event, names: Iterable[str], timeout: float = 60.0) -> None:
-        """Drop `names` from a background thread as soon as `signal` is set (e.g. a trigger started)."""
+    def drop_when(self, signal: threading.Event, names: Iterable[str], timeout: float = 60.0,
+                  or_after: float | None = None) -> None:
+        """Drop `names` from a background thread as soon as `signal` is set (e.g. a trigger started); with
+        `or_after`, also when it is not set after that many seconds (code that never signals still finishes)."""
         def work() -> None:
-            if signal.wait(timeout):
+            if signal.wait(timeout if or_after is None else or_after) or or_after is not None:
                 for name in names:
                     self.drop(name)
 

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import (
 
 from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
 from tests.harness import call_execute, collect_events, drive_deferral, first_event, make_context, roundtrip
+from tests.harness.dagrun import load_dag
 from tests.harness.reschedule import RescheduledTask
 from tests.harness.target import current_target
 
@@ -279,9 +280,17 @@ def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch):
             yield event
 
     monkeypatch.setattr(ct.FilePatternTrigger, "run", observed_run)
-    landing_zone.drop_when(started, ["2025-01-02.csv", "2025-01-03.csv"])
-    result = run_dag("ex11_3_file_pattern", env={"WORKBOOK_LANDING_DIR": str(landing_zone.root),
-                                                 "WORKBOOK_MIN_FILES": "3", "WORKBOOK_POLL_INTERVAL": "0.05"})
+    env = {"WORKBOOK_LANDING_DIR": str(landing_zone.root), "WORKBOOK_MIN_FILES": "3", "WORKBOOK_POLL_INTERVAL": "0.05"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    sensor = load_dag("ex11_3_file_pattern").get_task("wait_for_files")
+    # Checked before the run: a sensor looking elsewhere would wait out its timeout under dag.test().
+    assert str(getattr(sensor, "pattern", "")).startswith(str(landing_zone.root)), (
+        f"ex11_3_file_pattern with WORKBOOK_LANDING_DIR={landing_zone.root}: expected its sensor to wait for files "
+        f"there, its pattern is {getattr(sensor, 'pattern', None)!r}")
+    # A sensor that never defers still gets its files after 20 s, and fails on `started` below, not on a timeout.
+    landing_zone.drop_when(started, ["2025-01-02.csv", "2025-01-03.csv"], or_after=20)
+    result = run_dag("ex11_3_file_pattern", env=env)
     result.assert_success()
     assert started.is_set(), "the sensor never deferred to FilePatternTrigger (2 of 3 files were missing)"
     rows = result.xcoms.get("count_rows")

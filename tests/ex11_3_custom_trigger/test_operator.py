@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import (
 )
 
 from tests.harness import call_execute, drive_deferral, make_context
+from tests.harness.dagrun import load_dag
 
 
 def operator(ct, server, **overrides):
@@ -145,10 +146,17 @@ def test_deferrable_false_keeps_the_same_timeout_and_error_semantics(ct, health_
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_3.t2.dag_runs")
-def test_http_polling_dag_succeeds(run_dag, health_server):
+def test_http_polling_dag_succeeds(run_dag, health_server, monkeypatch):
     health_server.queue_response(503, '{"status": "maintenance"}')  # so the task defers
-    result = run_dag("ex11_3_http_polling", env={"WORKBOOK_HEALTH_URL": health_server.health_url,
-                                                 "WORKBOOK_POLL_INTERVAL": "0.05"}).assert_success()
+    env = {"WORKBOOK_HEALTH_URL": health_server.health_url, "WORKBOOK_POLL_INTERVAL": "0.05"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    task = load_dag("ex11_3_http_polling").get_task("wait_for_api")
+    # Checked before the run: an operator polling another URL would wait out its timeout under dag.test().
+    assert getattr(task, "endpoint", None) == health_server.health_url, (
+        f"ex11_3_http_polling with WORKBOOK_HEALTH_URL={health_server.health_url}: expected wait_for_api to poll it, "
+        f"its endpoint is {getattr(task, 'endpoint', None)!r}")
+    result = run_dag("ex11_3_http_polling", env=env).assert_success()
     answer = result.xcoms.get("wait_for_api")
     assert isinstance(answer, dict) and answer.get("value") == "healthy", (
         f"XCom of wait_for_api: expected the success payload with value 'healthy', got {answer!r}"
