@@ -16,6 +16,7 @@ moved to a random number): the grader reads the other end, so no path names the 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -326,6 +327,43 @@ def starter_todo(exc: BaseException | None) -> str | None:
     return None
 
 
+# Expressions a failing lookup's container is read back with: names, attributes and constant subscripts only,
+# so reading it back calls nothing.
+_PLAIN = (ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.Load)
+
+
+def lookup_message(excinfo: pytest.ExceptionInfo) -> str | None:
+    """A KeyError or IndexError raised by a test's own lookup (`event["status"]`, `rows[0]`) as the line a learner
+    needs: the test's file and line, the expression, the key, and the value that came back with its type."""
+    if not isinstance(excinfo.value, KeyError | IndexError) or not excinfo.traceback:
+        return None
+    entry = excinfo.traceback[-1]
+    path = Path(str(entry.path))
+    if "tests" not in path.parts or not path.name.startswith("test_"):
+        return None  # raised in the code under test or in a library: its own message says more
+    line = str(entry.statement).strip()
+    where = f"{'/'.join(path.parts[path.parts.index('tests'):])}:{entry.lineno + 1}"
+    key = excinfo.value.args[0] if excinfo.value.args else None
+    shown = f"{type(excinfo.value).__name__}: {excinfo.value}"
+    try:
+        tree = ast.parse(line)
+    except SyntaxError:
+        return f"{where}: {shown} in `{' '.join(line.split())[:150]}`"
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                and (node.slice.value == key or isinstance(excinfo.value, IndexError))
+                and all(isinstance(n, _PLAIN) for n in ast.walk(ast.Expression(node.value)))):
+            try:
+                container = eval(compile(ast.Expression(node.value), "<lookup>", "eval"),  # noqa: S307 (plain names)
+                                 entry.frame.f_globals, entry.frame.f_locals)
+            except Exception:  # noqa: BLE001 (the message falls back to the line)
+                continue
+            wanted = f"key {node.slice.value!r}" if isinstance(excinfo.value, KeyError) else f"index {node.slice.value!r}"
+            return (f"{where}: `{ast.unparse(node.value)}` has no {wanted}: it came back as "
+                    f"{type(container).__name__} {container!r:.200}")
+    return f"{where}: {shown} in `{' '.join(line.split())[:150]}`"
+
+
 def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
     """The one line a learner needs: the starter's todo as is, else the exception's first line."""
     if report.passed:
@@ -341,6 +379,9 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
             return todo
         if isinstance(excinfo.value, StarterImportError):
             return _one_line(str(excinfo.value))
+        lookup = lookup_message(excinfo)
+        if lookup:
+            return _one_line(lookup)
         return _one_line(excinfo.exconly()) or excinfo.typename
     crash = getattr(report.longrepr, "reprcrash", None)
     return _one_line(crash.message if crash else str(report.longrepr))
