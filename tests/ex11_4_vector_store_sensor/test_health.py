@@ -58,11 +58,16 @@ def test_health_check_runs_a_test_query(vs, make_store, backend):
 def test_a_store_outage_is_left_to_propagate(vs, make_store):
     store = make_store("qdrant")
     corpus = add_corpus(store)
-    store.fail_next(1000, 503)  # the store is briefly down: every request answers 503
-    error = raises(lambda: check(vs, store, len(corpus)))
-    assert isinstance(error, vs.TransientStoreError), (
-        f"validate_index_health while the store answers 503: expected the TransientStoreError to propagate (a "
-        f"retry may pass; not an AirflowFailException, which skips the retries), got {error!r}")
+    for outage in ("every request", "the test query"):
+        if outage == "every request":
+            store.fail_next(1000, 503)  # the store is briefly down
+        else:
+            store.fail_next(0)
+            store.fail_queries(1000, 503)  # stats answer, the search service is briefly down
+        error = raises(lambda: check(vs, store, len(corpus)))
+        assert isinstance(error, vs.TransientStoreError), (
+            f"validate_index_health while {outage} answers 503: expected the TransientStoreError to propagate (a "
+            f"retry may pass; not an AirflowFailException, which skips the retries), got {error!r}")
 
 
 @pytest.mark.criterion("ex11_4.t3.queries_index")
