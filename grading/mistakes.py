@@ -355,12 +355,12 @@ def requirements(chapter: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _words(text: str) -> str:
+def words(text: str) -> str:
     return " ".join(text.replace("\u201c", "").replace("\u201d", "").split())
 
 
-def _quote(mistake: Mistake) -> str:
-    return _words(mistake.violates.strip().strip('"'))
+def quote(mistake: Mistake) -> str:
+    return words(mistake.violates.strip().strip('"'))
 
 
 def traceability(root: Path, exercise: Exercise, mine: list[Mistake], results: dict[str, dict]) -> list[str]:
@@ -370,7 +370,7 @@ def traceability(root: Path, exercise: Exercise, mine: list[Mistake], results: d
     lines = ["", f"Requirements of `{exercise.chapter}` and the mistakes that break them:", "",
              "| task | # | requirement | mistakes caught | tests that failed on them |", "| --- | ---: | --- | --- | --- |"]
     for task, number, text in requirements(chapter):
-        breaking = [m for m in mine if _quote(m) and _quote(m) in _words(text)]
+        breaking = [m for m in mine if quote(m) and quote(m) in words(text)]
         caught = [m for m in breaking if results.get(m.path, {}).get("status") == "caught"]
         tests = sorted({n.split("::", 1)[-1].split("[", 1)[0] for m in caught
                         for n in results[m.path].get("failing_tests", {})})

@@ -173,3 +173,20 @@ def test_the_committed_report_is_what_the_results_make():
     committed = (REPO_ROOT / mistakes.REPORT).read_text(encoding="utf-8")
     assert committed == mistakes.report_text(REPO_ROOT), (
         f"{mistakes.REPORT} is stale: run `.venv/bin/python -m grading mistakes --report-only`")
+
+
+@needs_solutions
+def test_every_requirement_the_chapters_list_is_broken_by_a_caught_mistake():
+    """The traceability table: each task's listed requirement (a "Build" item) has a mistake that quotes it and
+    that its criterion's tests caught, so some test fails when that requirement alone is broken."""
+    gaps = []
+    for exercise in RUBRIC.exercises:
+        results = {v["mistake"]: v for v in mistakes.load_results(REPO_ROOT / mistakes.RESULTS / f"{exercise.id}.json")}
+        mine = [m for m in CATALOGUE if m.kind == "mistake" and m.exercise == exercise.id]
+        chapter = (REPO_ROOT / exercise.chapter).read_text(encoding="utf-8")
+        for task, number, text in mistakes.requirements(chapter):
+            words = mistakes.words(text)
+            if not any(mistakes.quote(m) and mistakes.quote(m) in words
+                       and results.get(m.path, {}).get("status") == "caught" for m in mine):
+                gaps.append(f"{exercise.id} task {task} item {number}: {text[:100]}")
+    assert not gaps, f"{len(gaps)} requirement(s) no caught mistake breaks:\n" + "\n".join(gaps)
