@@ -170,7 +170,7 @@ SKIP_NAMES = {".venv", ".venv-lab", ".git", ".cache", "__pycache__", ".pytest_ca
               ".ipynb_checkpoints", "node_modules", ".mypy_cache", "mutants"}
 
 
-def _copy_workbook(root: Path, into: Path) -> None:
+def copy_workbook(root: Path, into: Path) -> None:
     """The instructor's workbook (not its venv, caches or VCS data), sharing the migrated DB template: these
     trees hold the reference's own code, so nothing in them is a learner's."""
     def ignore(folder: str, names: list[str]) -> set[str]:
@@ -183,7 +183,7 @@ def _copy_workbook(root: Path, into: Path) -> None:
 
 def build_task_tree(root: Path, exercise: Exercise, task: Task, into: Path) -> None:
     """A pristine copy of the workbook at `into` whose starters have only `task` done (and what it builds on)."""
-    _copy_workbook(root, into)
+    copy_workbook(root, into)
     rubric = load(root)
     tasks = [task, *(_task(rubric, t) for t in task.builds_on)]
     module = f"{exercise.module}.py"

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from grading.isolation import _copy_workbook, e2e_criteria, solution_dag
+from grading.isolation import copy_workbook, e2e_criteria, solution_dag
 from grading.results import grade
 from grading.rubric import Exercise, Rubric, load
 from grading.runner import RunOptions, graded_env, run_suite
@@ -130,7 +130,7 @@ def _exercise(rubric: Rubric, exercise_id: str) -> Exercise:
 
 def build_tree(root: Path, exercise: Exercise, mistake: Mistake, into: Path) -> None:
     """A copy of the workbook whose starters/ are the reference solutions of `exercise` with `mistake` in."""
-    _copy_workbook(root, into)
+    copy_workbook(root, into)
     module = f"{exercise.module}.py"
     reference = (root / "solutions" / module).read_text(encoding="utf-8")
     for old, new in mistake.replacements:  # a reading of the reference: the same code, one choice made otherwise

@@ -332,14 +332,16 @@ def starter_todo(exc: BaseException | None) -> str | None:
 _PLAIN = (ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Constant, ast.Load)
 
 
-def lookup_message(excinfo: pytest.ExceptionInfo) -> str | None:
-    """A KeyError or IndexError raised by a test's own lookup (`event["status"]`, `rows[0]`) as the line a learner
-    needs: the test's file and line, the expression, the key, and the value that came back with its type."""
+def lookup_message(excinfo: pytest.ExceptionInfo, test_file: str | os.PathLike[str]) -> str | None:
+    """A KeyError or IndexError raised by a test's own lookup (`event["status"]`, `rows[0]`) in `test_file` as the
+    line a learner needs: the test's file and line, the expression, the key, and the value that came back with its
+    type. Only the failing test's own file is quoted: a frame that merely claims another file's name (code can
+    compile itself under any filename) never gets that file's lines into the message."""
     if not isinstance(excinfo.value, KeyError | IndexError) or not excinfo.traceback:
         return None
     entry = excinfo.traceback[-1]
     path = Path(str(entry.path))
-    if "tests" not in path.parts or not path.name.startswith("test_"):
+    if "tests" not in path.parts or path.resolve() != Path(test_file).resolve():
         return None  # raised in the code under test or in a library: its own message says more
     line = str(entry.statement).strip()
     where = f"{'/'.join(path.parts[path.parts.index('tests'):])}:{entry.lineno + 1}"
@@ -379,7 +381,7 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
             return todo
         if isinstance(excinfo.value, StarterImportError):
             return _one_line(str(excinfo.value))
-        lookup = lookup_message(excinfo)
+        lookup = lookup_message(excinfo, report.fspath)
         if lookup:
             return _one_line(lookup)
         return _one_line(excinfo.exconly()) or excinfo.typename

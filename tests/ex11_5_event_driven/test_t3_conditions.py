@@ -6,9 +6,9 @@ import asyncio
 import socket
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -141,14 +141,26 @@ def test_the_same_context_of_another_trigger_is_not_suppressed(ed, tmp_path):
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
 def test_a_row_older_than_stale_after_no_longer_blocks(ed, tmp_path):
-    audit = ed.ActivationAudit(tmp_path / "audit.sqlite", stale_after=1)
+    db = tmp_path / "audit.sqlite"
+    audit = ed.ActivationAudit(db, stale_after=3600)
     context = {"queue": "orders"}
     first = audit.start_unless_running("queue_monitor", context, False)
-    time.sleep(2.1)  # past stale_after even for timestamps kept to the second
+    assert first is not None and audit.start_unless_running("queue_monitor", context, False) is None, (
+        "a row in progress: expected the same context blocked")
+    # Instead of waiting an hour: the row (the starter's trigger_executions columns) started two hours ago, in
+    # whatever form the audit keeps its times (an ISO string or epoch seconds).
+    with sqlite3.connect(db) as connection:
+        started = connection.execute("SELECT started_at FROM trigger_executions WHERE id = ?", (first,)).fetchone()[0]
+        if isinstance(started, int | float):
+            earlier = started - 7200
+        else:
+            when = datetime.fromisoformat(str(started).replace("Z", "+00:00")) - timedelta(hours=2)
+            earlier = when.isoformat().replace("+00:00", "Z") if str(started).endswith("Z") else when.isoformat()
+        connection.execute("UPDATE trigger_executions SET started_at = ? WHERE id = ?", (earlier, first))
     again = audit.start_unless_running("queue_monitor", context, False)
-    assert first is not None and again is not None, (
-        f"stale_after=1, a row never completed, the same context 2 s later: expected a new activation (a row "
-        f"without its completion blocks only until stale_after), got {first!r}, then {again!r}")
+    assert again is not None, (
+        f"stale_after=3600, a row never completed that started 2 h ago ({started!r} moved to {earlier!r}): expected "
+        f"a new activation (a row without its completion blocks only until stale_after), got {again!r}")
 
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
