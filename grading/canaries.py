@@ -78,8 +78,11 @@ def evidence(canaries: list[Canary], run: Run, *, run_was_cut: bool,
 
 def _module_did_not_import(canary: Canary, run: Run, exercises: list[Exercise]) -> bool:
     """Whether the canary's exercise was reported as a module that does not import: one failed item that
-    stands for (and so fails) every criterion of the exercise, which is why claiming it gains nothing."""
+    stands for (and so fails) every criterion of the exercise, or a folder whose collection killed the test
+    process; claiming either gains nothing."""
     folder = canary.nodeid.split("::", 1)[0].rsplit("/", 1)[0]
+    if folder in run.collection_errors:
+        return True  # the test process died importing the folder: every criterion of the exercise fails
     exercise = next((e for e in exercises if e.test_folder.rstrip("/") == folder), None)
     if exercise is None:
         return False

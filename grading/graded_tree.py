@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -21,14 +22,18 @@ from grading.release import CACHE_NAMES, FILES, FOLDERS, INSTRUCTOR_ONLY_GRADING
 
 LEARNER_OWNED = "starters"
 MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_FILES, MAX_TOTAL_BYTES = 2000, 64 * 1024 * 1024
+# Linux allows 255-byte names; a learner's module needs far less, and reports show every name.
+MAX_NAME_BYTES, MAX_PATH_CHARS, MAX_DEPTH, SHOWN_NAME_CHARS = 100, 200, 12, 80
 # Data files a DAG folder may carry next to its DAGs (SQL, templates, small configs).
 DAG_DATA_SUFFIXES = {".sql", ".json", ".yaml", ".yml", ".txt", ".md", ".csv", ".j2", ".jinja"}
 COMPILED_SUFFIXES = {".so", ".pyd", ".pyc", ".pyo", ".dll", ".dylib"}
 # Names Python or Airflow import on their own, before or beside the graded code.
 AUTO_IMPORTED = {"sitecustomize.py", "usercustomize.py", "conftest.py", "airflow_local_settings.py"}
 CACHE_FOLDER = ".cache"
-# The copy of the metadata DB template lives here: the harness locks and reads it, so it stays writable
-# inside the sandbox; it is not hashed (a submission that spoils it spoils only its own run).
+# The copy of the metadata DB template lives here. In the sandbox this folder is a capped tmpfs with the
+# template bound read-only (grading.sandbox): the harness's lock goes to memory, never to the host's disk.
+# Not hashed: unsandboxed (trusted code), the harness writes its lock here.
 UNHASHED = {CACHE_FOLDER}
 
 
@@ -98,36 +103,112 @@ def _take_learner_files(root: Path, starters: Path, tree: GradedTree) -> None:
     target = tree.root / LEARNER_OWNED
     target.mkdir()
     if starters.is_dir():
-        for source in sorted(starters.rglob("*")):
-            relative = source.relative_to(starters)
+        entries = _learner_entries(starters, tree)
+        if tree.refusals:
+            return
+        for relative, mode in entries:
             if any(part in CACHE_NAMES for part in relative.parts[:-1]) or relative.name in CACHE_NAMES:
                 continue
-            if source.is_symlink():
+            if stat.S_ISLNK(mode):
                 tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} (a symlink)")
                 continue
             reason = refusal_reason(relative)
             if reason:
                 tree.refusals.append(reason)
                 continue
-            mode = source.lstat().st_mode
             if stat.S_ISDIR(mode):
                 continue
             wanted = relative.suffix == ".py" or (relative.parts[0] == "dags" and relative.suffix in DAG_DATA_SUFFIXES)
             if not stat.S_ISREG(mode) or not wanted:
                 tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} (only .py files are graded)")
                 continue
-            if source.stat().st_size > MAX_FILE_BYTES:
-                tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} "
-                                    f"(larger than {MAX_FILE_BYTES // 1024 // 1024} MiB)")
-                continue
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target / relative)
+            if not _copy_bounded(starters / relative, target / relative, MAX_FILE_BYTES):
+                (target / relative).unlink(missing_ok=True)
+                tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} "
+                                    f"(larger than {MAX_FILE_BYTES // 1024 // 1024} MiB, or not a plain file)")
     # The workbook's own plumbing in starters/ (package marker, the todo helper) is restored if deleted.
     for name in ("__init__.py", "_todo.py"):
         shipped = root / LEARNER_OWNED / name
         if shipped.is_file() and not (target / name).exists():
             shutil.copyfile(shipped, target / name)
     (target / "dags").mkdir(exist_ok=True)
+
+
+def name_problem(relative: str) -> str | None:
+    """Why a path in starters/ cannot be graded by its name: every name reaches reports and imports as text."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return "has a name that is not valid UTF-8"
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in relative):
+        return "has a control or invisible character in its name"
+    if len(relative) > MAX_PATH_CHARS or any(len(part.encode()) > MAX_NAME_BYTES for part in relative.split("/")):
+        return f"has a name longer than {MAX_NAME_BYTES} bytes or a path longer than {MAX_PATH_CHARS} characters"
+    if relative.count("/") >= MAX_DEPTH:
+        return f"is nested more than {MAX_DEPTH} folders deep"
+    return None
+
+
+def shown_name(relative: str) -> str:
+    """A path of the submission as a report may show it: undecodable bytes and control characters escaped, cut."""
+    text = os.fsencode(relative).decode("utf-8", "backslashreplace")
+    text = "".join(char if unicodedata.category(char)[0] != "C" else f"\\u{ord(char):04x}" for char in text)
+    return text if len(text) <= SHOWN_NAME_CHARS else text[: SHOWN_NAME_CHARS - 1] + "…"
+
+
+def _learner_entries(starters: Path, tree: GradedTree) -> list[tuple[Path, int]]:
+    """Every path below starters/ with its lstat mode, no link followed; a name no report or import can carry,
+    two names one case-insensitive or normalising file system would merge, or too many files refuse it."""
+    entries: list[tuple[Path, int]] = []
+    seen: dict[str, str] = {}
+    total = 0
+    for folder, dirs, files in os.walk(starters, followlinks=False):
+        here = Path(folder)
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            path = here / name
+            relative = path.relative_to(starters).as_posix()
+            problem = name_problem(relative)
+            if problem:
+                tree.refusals.append(f"{LEARNER_OWNED}/{shown_name(relative)} {problem}")
+                dirs[:] = [d for d in dirs if d != name]
+                continue
+            key = unicodedata.normalize("NFKC", relative).casefold()
+            if key in seen:
+                tree.refusals.append(f"{LEARNER_OWNED}/{shown_name(relative)} and {LEARNER_OWNED}/"
+                                     f"{shown_name(seen[key])} differ only by case or Unicode normalisation")
+                continue
+            seen[key] = relative
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            entries.append((Path(relative), info.st_mode))
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+            if len(entries) > MAX_FILES or total > MAX_TOTAL_BYTES:
+                tree.refusals.append(f"{LEARNER_OWNED}/ holds more than {MAX_FILES} files or "
+                                     f"{MAX_TOTAL_BYTES // 1024 // 1024} MiB")
+                return entries
+    return entries
+
+
+def _copy_bounded(source: Path, destination: Path, limit: int) -> bool:
+    """Copy a regular file of at most `limit` bytes, never through a link, never waiting on a FIFO."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as file, destination.open("wb") as out:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        copied = 0
+        while chunk := file.read(1024 * 1024):
+            copied += len(chunk)
+            if copied > limit:
+                return False
+            out.write(chunk)
+    return True
 
 
 def _copy_db_template(root: Path, into: Path) -> None:
@@ -141,13 +222,13 @@ def _copy_db_template(root: Path, into: Path) -> None:
 
 
 def _make_readable(into: Path) -> None:
-    """The sandboxed user is not the owner: everything readable, the DB template's copy writable."""
+    """The sandboxed user is not the owner: everything readable, nothing writable (the sandbox's writable
+    places are its own tmpfs folders)."""
     for folder, _dirs, files in os.walk(into):
         here = Path(folder)
-        writable = here.relative_to(into).parts[:1] == (CACHE_FOLDER,)
-        here.chmod(0o777 if writable else 0o755)
+        here.chmod(0o755)
         for name in files:
-            (here / name).chmod(0o666 if writable else 0o644)
+            (here / name).chmod(0o644)
     into.chmod(0o755)
 
 

@@ -8,10 +8,9 @@ not written by the plugin: a submission writing to the channel itself.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-KINDS = {"collected", "collection_error", "start", "result", "finish"}
+from grading import record_schema
 
 
 def violations(lines: list[str]) -> list[str]:
@@ -22,18 +21,14 @@ def violations(lines: list[str]) -> list[str]:
     running: str | None = None
     finished = False
     for number, line in enumerate(lines, start=1):
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            if number != len(lines):  # the last line of a killed process may be cut
-                found.append(f"record line {number} is not JSON")
+        event, wrong = record_schema.decode(line)
+        if wrong is not None:
+            if not (number == len(lines) and wrong == "not JSON"):  # the last line of a killed process may be cut
+                found.append(f"record line {number}: {wrong}")
             continue
-        kind = event.get("event") if isinstance(event, dict) else None
-        nodeid = event.get("nodeid") if isinstance(event, dict) else None
+        kind, nodeid = event["event"], event.get("nodeid")
         problem = None
-        if kind not in KINDS:
-            problem = f"an unknown event {kind!r}"
-        elif finished:
+        if finished:
             problem = f"a {kind} event after the run finished"
         elif kind == "collected":
             if seen or nodeid in collected:
@@ -58,5 +53,19 @@ def violations(lines: list[str]) -> list[str]:
 
 
 def check_file(path: Path, start_line: int = 0) -> list[str]:
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[start_line:]
-    return violations(lines)
+    """The violations of the lines from `start_line` on (one process's part), within the record's size limit."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(record_schema.MAX_RECORD_BYTES + 1)
+    except OSError:
+        return []
+    found = []
+    if len(data) > record_schema.MAX_RECORD_BYTES:
+        data = data[:record_schema.MAX_RECORD_BYTES]
+        found.append(f"the record is larger than {record_schema.MAX_RECORD_BYTES // 1024 // 1024} MiB (a flood of "
+                     "events no honest run writes)")
+    lines = data.splitlines()[start_line:]
+    if len(lines) > record_schema.MAX_EVENTS:
+        found.append(f"the record holds more than {record_schema.MAX_EVENTS} events (a flood)")
+        lines = lines[:record_schema.MAX_EVENTS]
+    return found + violations(lines)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grading import record_schema
+from grading.git_head import read_commit
 from grading.rubric import Criterion, Exercise, Rubric
 
 RESULTS_SCHEMA = "workbook-grade/1"
 HIDDEN_MESSAGE = "a hidden test failed (its details are for instructors)"
 HIDDEN_NOT_RUN = "a hidden test could not run (its details are for instructors)"
 HIDDEN_TEST = "a hidden test"
+# A hidden criterion's hint would say what its hidden test checks: the learner gets this instead.
+HIDDEN_HINT = "hidden criteria have no hint: reread the task's requirements in its chapter"
 HIDDEN_FILE_MESSAGE = "could not be imported (its details are for instructors)"
 VERDICTS = ("graded", "tampered", "refused", "could_not_grade")
 
@@ -29,6 +31,8 @@ class TestOutcome:
     message: str = "not run"
     timed_out: bool = False
     duration: float = 0.0
+    hidden: bool = False  # in a hidden test file: never named, nor its message shown, to a learner
+    measured: list[str] = field(default_factory=list)  # what it measured inside the learner's process
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Run:
                 test = self.tests[event["nodeid"]]
                 test.outcome, test.message = event["outcome"], event["message"]
                 test.timed_out, test.duration = bool(event.get("timed_out")), float(event.get("duration", 0))
+                test.measured = list(event.get("measured", []))
 
     @classmethod
     def from_record(cls, path: Path) -> Run:
@@ -66,14 +71,9 @@ class Run:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # the last line of a killed run may be cut
-    return events
+    """The record's events that fit its schema, within its size limit (grading.record_schema); what does not
+    fit is left out here and reported by grading.record_check."""
+    return record_schema.read(path).events
 
 
 @dataclass
@@ -167,39 +167,11 @@ def _percent(points: int, max_points: int) -> float:
     return round(100.0 * points / max_points, 1) if max_points else 0.0
 
 
-SHA = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
-
-
 def commit_of(folder: Path) -> str | None:
     """The commit checked out in `folder` (a git repository's top), read from .git without running git:
-    a submission's .git/config is the learner's, and git would obey it. None when there is no commit."""
-    try:
-        git_dir = folder / ".git"
-        if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
-            pointer = git_dir.read_text(encoding="utf-8").strip().removeprefix("gitdir:").strip()
-            git_dir = (folder / pointer).resolve()
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        if SHA.match(head):
-            return head
-        ref = head.removeprefix("ref:").strip()
-        if not ref.startswith("refs/") or ".." in ref:
-            return None
-        common = git_dir
-        if (git_dir / "commondir").is_file():
-            common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
-        for base in dict.fromkeys((git_dir, common)):
-            if (base / ref).is_file():
-                value = (base / ref).read_text(encoding="utf-8").strip()
-                return value if SHA.match(value) else None
-        packed = common / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text(encoding="utf-8").splitlines():
-                value, _, name = line.partition(" ")
-                if name.strip() == ref and SHA.match(value):
-                    return value
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
+    a submission's .git/config is the learner's, and git would obey it. None when there is no commit.
+    A learner's own repo on their own machine: a worktree's `gitdir:` may point anywhere."""
+    return read_commit(folder, confined=False)
 
 
 def withhold(grade_: Grade, verdict: str, reason: str) -> Grade:
@@ -241,8 +213,8 @@ def scrub(grade_: Grade, quotes_a_secret) -> int:
 def hidden_tests(rubric: Rubric, run: Run) -> tuple[set[str], set[str]]:
     """The node ids of tests that prove a hidden criterion, and the files they (or hidden tests) live in."""
     hidden = {c.id for c in rubric.criteria.values() if c.hidden}
-    ids = {t.nodeid for t in run.tests.values() if hidden & set(t.criteria)}
-    paths = {run.tests[n].path for n in ids}
+    ids = {t.nodeid for t in run.tests.values() if hidden & set(t.criteria) or t.hidden}
+    paths = {t.path for t in run.tests.values() if t.nodeid in ids}
     paths |= {p for p in run.collection_errors if Path(p).name.startswith("test_hidden")}
     return ids, paths
 
@@ -324,13 +296,15 @@ def _criterion_result(criterion: Criterion, tests: list[TestOutcome], broken: di
         elif broken:
             # Some of its tests may live in a file that did not import: it cannot be shown to pass.
             status, message = "failed", _broken_summary(broken)
-    if criterion.hidden and status != "passed" and not reveal_hidden:
+    secret = not reveal_hidden and (criterion.hidden or any(t.hidden for t in tests))
+    if secret and status != "passed":
         message = HIDDEN_MESSAGE if status == "failed" else HIDDEN_NOT_RUN
     points = criterion.points if status == "passed" else 0
     return CriterionResult(
         id=criterion.id, title=criterion.title, visibility=criterion.visibility, status=status, points=points,
-        max_points=criterion.points, message=message, hint=criterion.hint,
-        tests=[{"nodeid": t.nodeid if reveal_hidden or not criterion.hidden else None, "outcome": t.outcome,
+        max_points=criterion.points, message=message,
+        hint=criterion.hint if reveal_hidden or not criterion.hidden else HIDDEN_HINT,
+        tests=[{"nodeid": None if secret and (criterion.hidden or t.hidden) else t.nodeid, "outcome": t.outcome,
                 "duration_s": t.duration} for t in tests],
     )
 

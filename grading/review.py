@@ -2,11 +2,19 @@
 
 Flags, not verdicts: an exercise may have a good reason to use `inspect` or `subprocess`. Each flag names
 the file and line; results.json carries the short form ("review: imports subprocess").
+
+Each file is parsed in a child process with a memory, CPU and time limit: a source built to exhaust the
+parser (a deeply nested expression, a gigantic literal) ends that child, not the grader, and refuses the
+submission with the reason (`Flag.refuses`).
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import resource
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +34,16 @@ FLAGGED_BUILTINS = {"exec": "calls exec", "eval": "calls eval", "compile": "call
 FLAGGED_TEXT = {"/proc": "mentions /proc", "/dev/fd": "mentions /dev/fd"}
 
 
+PARSE_MEMORY_BYTES = 1024**3
+PARSE_CPU_SECONDS = 30
+PARSE_WALL_SECONDS = 120  # a loaded machine: CPU time is what the limit is about
+
+
 @dataclass(frozen=True)
 class Flag:
     what: str  # "imports subprocess"
     where: str  # "starters/custom_sensors.py:12"
+    refuses: bool = False  # the file could not be reviewed at all: the submission is not graded
 
     @property
     def short(self) -> str:
@@ -42,9 +56,57 @@ def scan(starters: Path) -> list[Flag]:
         if "__pycache__" in path.parts:
             continue
         relative = f"starters/{path.relative_to(starters).as_posix()}"
-        text = path.read_text(encoding="utf-8", errors="replace")
-        flags += _scan_source(text, relative)
+        flags += scan_file(path, relative)
     return flags
+
+
+def refusals(flags: list[Flag]) -> list[str]:
+    """The reasons a submission cannot be graded, from flags that refuse it."""
+    return [f"{flag.where} {flag.what}" for flag in flags if flag.refuses]
+
+
+def scan_file(path: Path, relative: str) -> list[Flag]:
+    """The flags of one file, found by a child process under limits; its failure is a refusing flag."""
+    command = [sys.executable, "-I", "-S", "-c",
+               "import sys; sys.path.insert(0, sys.argv[1]); from grading.review import _child; _child(sys.argv[2])",
+               str(Path(__file__).resolve().parent.parent), relative]
+    try:
+        with path.open("rb") as source:
+            done = subprocess.run(command, stdin=source, capture_output=True, check=False,
+                                  timeout=PARSE_WALL_SECONDS, preexec_fn=_parse_limits)
+    except subprocess.TimeoutExpired:
+        return [Flag(f"could not be reviewed: parsing it took longer than {PARSE_WALL_SECONDS} s", relative,
+                     refuses=True)]
+    except OSError as error:
+        return [Flag(f"could not be reviewed: {error.strerror}", relative, refuses=True)]
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        if done.returncode < 0 or not why:  # a signal: the CPU limit, a crash, memory the allocator could not get
+            return [Flag(f"could not be reviewed: the parser was ended (exit {done.returncode}: out of memory or "
+                         "time, or it crashed)", relative, refuses=True)]
+        return [Flag(f"could not be reviewed: {why[-1][:200]}", relative, refuses=True)]
+    try:
+        return [Flag(**item) for item in json.loads(done.stdout)]
+    except (ValueError, TypeError):
+        return [Flag("could not be reviewed: the parser's answer was unreadable", relative, refuses=True)]
+
+
+def _parse_limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY_BYTES, PARSE_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (PARSE_CPU_SECONDS, PARSE_CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _child(relative: str) -> None:
+    """In the child: the source on stdin, the flags as JSON on stdout; a parser that gives up exits 1 with why."""
+    text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    try:
+        flags = _scan_source(text, relative)
+    except RecursionError:
+        sys.exit("RecursionError: the source is nested too deeply to parse")
+    except MemoryError:
+        sys.exit("MemoryError: parsing the source ran out of memory")
+    json.dump([{"what": f.what, "where": f.where} for f in flags], sys.stdout)
 
 
 def _scan_source(text: str, relative: str) -> list[Flag]:

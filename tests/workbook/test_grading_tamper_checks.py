@@ -10,9 +10,10 @@ from grading import canaries, graded_tree, record_check, results, review
 from grading.results import Run, redact
 
 HONEST = [
-    {"event": "collected", "nodeid": "t.py::a"}, {"event": "collected", "nodeid": "t.py::b"},
-    {"event": "start", "nodeid": "t.py::a"}, {"event": "result", "nodeid": "t.py::a", "outcome": "failed"},
-    {"event": "start", "nodeid": "t.py::b"}, {"event": "result", "nodeid": "t.py::b", "outcome": "passed"},
+    {"event": "collected", "nodeid": "t.py::a", "path": "t.py", "criteria": [], "speed": 0},
+    {"event": "collected", "nodeid": "t.py::b", "path": "t.py", "criteria": [], "speed": 0},
+    {"event": "start", "nodeid": "t.py::a"}, {"event": "result", "nodeid": "t.py::a", "outcome": "failed", "message": "x"},
+    {"event": "start", "nodeid": "t.py::b"}, {"event": "result", "nodeid": "t.py::b", "outcome": "passed", "message": ""},
     {"event": "finish", "exitstatus": 1},
 ]
 
@@ -28,16 +29,17 @@ def test_an_honest_record_is_in_order():
 
 
 def test_forged_lines_break_the_order():
-    forged_during_a_test = HONEST[:3] + [{"event": "result", "nodeid": "t.py::b", "outcome": "passed"}] + HONEST[3:]
+    forged_during_a_test = HONEST[:3] + [{"event": "result", "nodeid": "t.py::b", "outcome": "passed", "message": ""}] \
+        + HONEST[3:]
     assert record_check.violations(lines(forged_during_a_test)) == [
         "record line 4: a result for t.py::b, which was not running",
         "record line 5: a result for t.py::a, which was not running",
     ]
-    after_the_end = HONEST + [{"event": "result", "nodeid": "t.py::a", "outcome": "passed"}]
+    after_the_end = HONEST + [{"event": "result", "nodeid": "t.py::a", "outcome": "passed", "message": ""}]
     assert record_check.violations(lines(after_the_end)) == ["record line 8: a result event after the run finished"]
     never_collected = [HONEST[0], {"event": "start", "nodeid": "x.py::z"}]
     assert record_check.violations(lines(never_collected)) == ["record line 2: x.py::z started out of turn"]
-    assert record_check.violations(["garbage", *lines(HONEST)]) == ["record line 1 is not JSON"]
+    assert record_check.violations(["garbage", *lines(HONEST)]) == ["record line 1: not JSON"]
 
 
 def test_canaries_must_report_what_they_must(tmp_path):
