@@ -18,12 +18,12 @@ from grading.rubric import RubricError, find_root
 from grading.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
-COMMAND_MODULES = ("check", "watch", "hint", "grade", "submission", "grade_class", "class_status", "release",
-                   "instrument", "mistakes")
+COMMAND_MODULES = ("check", "watch", "hint", "grade", "playground", "submission", "grade_class", "class_status",
+                   "release", "instrument", "mistakes", "sandbox_check")
 MODULE_FILES = {"hint": "hints"}
 EXIT_COULD_NOT_RUN = 2
 # Commands that run the graded suite with this interpreter: they need the workbook's environment.
-SUITE_COMMANDS = {"check", "watch", "grade"}
+SUITE_COMMANDS = {"check", "watch", "grade", "airflow"}
 
 
 def parser() -> argparse.ArgumentParser:

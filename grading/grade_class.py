@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grading.git_head import read_commit
 from grading.grade import DEFAULT_PER_TEST_TIMEOUT
 from grading.rubric import Rubric, load
 from grading.runner import GradingError
@@ -42,6 +44,9 @@ LEARNERS = "learners"
 STAGING = ".staging"
 VERDICTS = ("graded", "tampered", "refused", "could_not_grade")
 VERDICT_FLAG = {"tampered": "tampered", "refused": "refused", "could_not_grade": "could not grade"}
+# Exit codes of grade-class and gradebook: some rows have no grade (each says why); no row has one (grading
+# itself is broken here, as on a machine where the sandbox cannot run).
+EXIT_SOME_NOT_GRADED, EXIT_NONE_GRADED = 2, 3
 LEARNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
@@ -310,24 +315,9 @@ def checkout(entry: Entry, into: Path) -> tuple[Path, str | None, bool]:
 
 
 def head_commit(path: Path) -> str | None:
-    """The checked-out commit, read from .git's files: git itself would read the learner's .git/config."""
-    git = path / ".git"
-    try:
-        head = (git / "HEAD").read_text(encoding="ascii", errors="replace").strip()
-        if head.startswith("ref: "):
-            ref = head[5:].strip()
-            if not re.fullmatch(r"refs/[\w./-]+", ref) or ".." in ref:
-                return None
-            loose = git / ref
-            if loose.is_file():
-                head = loose.read_text(encoding="ascii", errors="replace").strip()
-            else:
-                packed = (git / "packed-refs").read_text(encoding="ascii", errors="replace")
-                head = next((line.split()[0] for line in packed.splitlines()
-                             if line.endswith(f" {ref}")), "")
-    except OSError:
-        return None
-    return head if COMMIT.fullmatch(head) else None
+    """The checked-out commit, read from .git's files: git itself would read the learner's .git/config
+    (grading.git_head: bounded reads, no link followed, nothing outside the learner's folder)."""
+    return read_commit(path, confined=True)
 
 
 def starters_digest(path: Path) -> str:
@@ -340,12 +330,26 @@ def starters_digest(path: Path) -> str:
         for item in sorted(starters.rglob("*")):
             if "__pycache__" in item.parts:
                 continue
-            digest.update(item.relative_to(starters).as_posix().encode() + b"\0")
+            # os.fsencode: a name that is not UTF-8 is still hashed by its bytes (grade-submission refuses it).
+            digest.update(os.fsencode(item.relative_to(starters)) + b"\0")
             if item.is_symlink():
-                digest.update(b"symlink:" + os.readlink(item).encode())
+                digest.update(b"symlink:" + os.fsencode(os.readlink(item)))
             elif item.is_file():
-                digest.update(hashlib.sha256(item.read_bytes()).digest())
+                digest.update(_file_digest(item))
     return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    """sha256 of a regular file read in chunks (a huge file costs time, never memory), without following a
+    link or waiting on a FIFO swapped in."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b"unreadable"
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b"not a file"
+        return hashlib.file_digest(file, "sha256").digest()
 
 
 def record_from(entry: Entry, out: Path, code: int, commit: str | None, key: str, started: float,
@@ -510,9 +514,15 @@ def _cell(verdict: str, value: Any) -> str:
     return "" if verdict == "could_not_grade" else str(value)
 
 
-def write_gradebook(out: Path, rubric: Rubric) -> list[dict[str, str]]:
-    """gradebook.csv, summary.md and histogram.png from every learner's record in `out`."""
+def write_gradebook(out: Path, rubric: Rubric, *, expected: list[Entry] | None = None) -> list[dict[str, str]]:
+    """gradebook.csv, summary.md and histogram.png from every learner's record in `out`; a learner of
+    `expected` without a record (a CI job that failed before writing it) is a row that could not be graded."""
     records = read_records(out)
+    recorded = {r["learner"] for r in records}
+    missing = [could_not_grade(e, e.commit, "no record of this learner's grading (did its grading job fail? see "
+                                            "the run's log)", time.time())
+               for e in expected or [] if e.learner not in recorded]
+    records = sorted([*records, *missing], key=lambda r: r["learner"])
     columns = gradebook_columns(rubric)
     rows = [gradebook_row(r, rubric) for r in records]
     buffer = io.StringIO()
@@ -606,15 +616,24 @@ def summary_markdown(records: list[dict[str, Any]], rubric: Rubric, picture: Pat
                              f"{statistics.mean(earned):.2f} | {full} of {len(graded)} |")
     else:
         lines.append("Nothing graded yet.")
-    review = [r for r in records if r["verdict"] != "graded"]
+    review = sorted((r for r in records if r["verdict"] != "graded" or r.get("flags")),
+                    key=lambda r: (-VERDICTS.index(r["verdict"]), r["learner"]))
     lines += ["", "## To review", ""]
     if review:
-        lines += ["| learner | verdict | flags |", "| --- | --- | --- |"]
-        lines += [f"| {r['learner']} | {VERDICT_FLAG[r['verdict']]} | {_md('; '.join(r.get('flags', [])))} |"
-                  for r in review]
+        lines += ["Every submission without a grade, and every graded one with a flag: read "
+                  "`learners/LEARNER/instructor/report.md` before trusting or handing back its grade.", "",
+                  "| learner | verdict | score | flags |", "| --- | --- | ---: | --- |"]
+        lines += [f"| {r['learner']} | {VERDICT_FLAG.get(r['verdict'], r['verdict'])} | {_score(r)} | "
+                  f"{_md('; '.join(r.get('flags', [])))} |" for r in review]
     else:
-        lines.append("Every submission reached a grade.")
+        lines.append("Every submission reached a grade, and none has a flag.")
     return "\n".join(lines) + "\n"
+
+
+def _score(record: dict[str, Any]) -> str:
+    if record["verdict"] == "could_not_grade":
+        return "none"
+    return f"{record['points'] if record['verdict'] == 'graded' else 0}/{record['max_points']}"
 
 
 def _md(text: str) -> str:
@@ -731,6 +750,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                               "learners' records in a class folder (for example after merging "
                                               "the folders of several CI jobs).")
     rebuild.add_argument("out", type=Path, help="the class folder")
+    rebuild.add_argument("--roster", type=Path, default=None,
+                         help="the roster graded: a learner of it without a record gets a \"could not grade\" row")
+    rebuild.add_argument("--only", action="append", metavar="LEARNER",
+                         help="with --roster: only this learner was graded (repeat)")
     rebuild.set_defaults(handler=run_gradebook)
 
 
@@ -761,7 +784,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(records)} submissions ({fresh} graded now, {len(records) - fresh} already graded) in "
           f"{time.monotonic() - started:.0f} s, --jobs {args.jobs}; could not grade: {failed}. "
           f"Written: {out / 'gradebook.csv'}, {out / 'summary.md'}")
-    return 2 if failed else 0
+    if records and failed == len(records):
+        print(f"workbook grade-class: none of the {len(records)} submissions could be graded (the first: "
+              f"{'; '.join(records[0]['flags'])})", file=sys.stderr)
+        return EXIT_NONE_GRADED
+    return EXIT_SOME_NOT_GRADED if failed else 0
 
 
 def fetch_only(entries: list[Entry], into: Path) -> int:
@@ -793,9 +820,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_gradebook(args: argparse.Namespace) -> int:
+    """Exit 0 when every row has a verdict, 2 when some have none, 3 when none has one (each row says why)."""
     out = args.out.resolve()
-    if not read_records(out):
+    if args.only and not args.roster:
+        raise GradingError("gradebook: --only says which learners of --roster were graded: pass --roster too")
+    expected = select(read_roster(args.roster), only=args.only, batch=None) if args.roster else []
+    if not read_records(out) and not expected:
         raise GradingError(f"{out} has no learner record ({LEARNERS}/LEARNER/{RECORD_NAME}): nothing to write")
-    rows = write_gradebook(out, load(args.root))
-    print(f"{len(rows)} learners: written {out / 'gradebook.csv'}, {out / 'summary.md'}")
-    return 0
+    rows = write_gradebook(out, load(args.root), expected=expected)
+    failed = [row["learner"] for row in rows if row["verdict"] == "could_not_grade"]
+    print(f"{len(rows)} learners: written {out / 'gradebook.csv'}, {out / 'summary.md'}; could not grade: "
+          f"{len(failed)}" + (f" ({', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''})" if failed else ""))
+    if failed and len(failed) == len(rows):
+        return EXIT_NONE_GRADED
+    return EXIT_SOME_NOT_GRADED if failed else 0

@@ -1,7 +1,8 @@
 """`release OUT_DIR`: the learner repo. Exercises (rubric without hidden criteria), starters, fixtures,
 notebooks, public tests, the harness, grading's learner commands, a README for learners, Makefile,
-pyproject and constraints. No solutions/, no hidden tests, no instructor tools, and no solution code
-anywhere: the release is searched for the solutions' source lines before it is declared done.
+pyproject and constraints. No solutions/, no hidden tests, no instructor tools (the judge's machinery
+included), and no solution code anywhere: the release is searched for the solutions' source lines, and
+checked for anything it names but does not contain (grading.release_check), before it is declared done.
 
 It is built from the last commit (a tree with uncommitted changes is refused unless --allow-dirty, which
 builds from the folder as it is), and it is itself a git repository with one initial commit.
@@ -20,6 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grading import release_check
 from grading.rubric import RUBRIC_PATH, Rubric, load
 from grading.runner import GradingError
 
@@ -27,16 +29,26 @@ RELEASE_AUTHOR = ("Workbook release", "release@workbook.invalid")
 RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"
 # Tests of the workbook's machinery that build the fixture workbook (tests/workbook/grading_fixtures/, which
 # has solutions and hidden tests, so it is not shipped).
-FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py", "test_parallel_run.py"}
+FIXTURE_WORKBOOK_TESTS = {"test_check_loop.py", "test_watch.py", "test_parallel_run.py", "test_learner_edges.py"}
 # Tests of instructor-only grading modules, and correct alternatives to the solutions with their test (not
 # shipped: an alternative is a solution).
 INSTRUCTOR_ONLY_TESTS = {"test_isolation.py", "alternatives", "mistakes", "test_mistakes.py"}
 # Whole folders shipped as they are (minus caches and the exclusions below).
 FOLDERS = ("exercises", "starters", "fixtures", "notebooks", "tests")
 FILES = ("pyproject.toml", "constraints.txt", ".gitignore", "LICENSE")
-# grading/ for learners: the commands that need nothing but the public material (grade, check, hint).
+# grading/ for learners: the commands that need nothing but the public material (grade, check, watch, hint).
+# The judge's machinery stays with the instructor: how a graded tree is built, the canaries, the review
+# flags, the test inventory a record is held to, the probes that decide "could not grade", the secret
+# detector, the sandbox check and this release's own checks would only tell a learner what to get around.
 INSTRUCTOR_ONLY_GRADING = {"submission.py", "release.py", "instrument.py", "isolation.py", "ci", "grade_class.py",
-                           "class_status.py", "mistakes.py"}
+                           "class_status.py", "mistakes.py", "canaries.py", "review.py", "graded_tree.py",
+                           "sandbox_check.py", "release_check.py", "shared_lines.txt", "inventory.py", "probes.py",
+                           "unmasked.py"}
+# Text of a chapter or notebook for the instructor repo only (pointers to solutions/ or benchmarks/): kept
+# there, cut from the release. A span that fills its line (a list item, too) goes with its line.
+INSTRUCTOR_ONLY_SPAN = re.compile(
+    r"^(?:[-*] )?<!-- instructor-only -->(?:(?!<!-- /instructor-only -->).)*<!-- /instructor-only -->[ \t]*\n"
+    r"|<!-- instructor-only -->(?:(?!<!-- /instructor-only -->).)*<!-- /instructor-only -->", re.S | re.M)
 LEARNER_WORKFLOW = Path("grading/ci/learner-check.yml")
 CACHE_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv", ".venv-lab"}
 MIN_LINE_LENGTH = 20
@@ -56,6 +68,7 @@ class Release:
     out: Path
     files: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what it names and does not contain (release_check)
 
 
 def is_excluded_test(relative: Path) -> bool:
@@ -65,6 +78,15 @@ def is_excluded_test(relative: Path) -> bool:
             or (relative.parts[:2] == ("tests", "workbook") and
                 (name.startswith("test_grading") or name in FIXTURE_WORKBOOK_TESTS or name in INSTRUCTOR_ONLY_TESTS
                  or "grading_fixtures" in relative.parts or "alternatives" in relative.parts)))
+
+
+def needs_instructor_side(test_file: Path) -> bool:
+    """A test of the workbook's machinery that imports what the release does not ship (the fixture workbook,
+    solutions/, an instructor-only grading module): it could not even be collected in a learner's copy."""
+    instructor_only = ("solutions", "tests.workbook.grading_fixtures",
+                       *(f"grading.{Path(name).stem}" for name in INSTRUCTOR_ONLY_GRADING if name.endswith(".py")))
+    names = release_check.python_names(test_file.read_text(encoding="utf-8", errors="replace"))
+    return any(name == module or name.startswith(f"{module}.") for _, name in names for module in instructor_only)
 
 
 def public_rubric_text(text: str) -> str:
@@ -100,18 +122,44 @@ def public_rubric_text(text: str) -> str:
     return head + "".join(out)
 
 
-def learner_makefile(text: str) -> str:
-    """The Makefile without the rules that need solutions/ (test, notebooks), nor comments that name them;
-    `make test` becomes the workbook's own tests and the linter, which pass on the starters as shipped."""
+def learner_makefile(text: str, absent: frozenset[str] = frozenset({"solutions", "benchmarks"})) -> str:
+    """The Makefile without the rules that need solutions/ (test, notebooks) or the instructor's tools, and
+    without any paragraph (rule and comment) that uses a folder the release does not have; `make test`
+    becomes the workbook's own tests and the linter, which pass on the starters as shipped."""
     paragraphs = re.split(r"\n\s*\n", text)
+    uses_absent = re.compile(rf"(?<![\w./-])({'|'.join(map(re.escape, sorted(absent)))})/") if absent else None
     dropped = {"test", "notebooks", "mistakes"}
-    kept = [p for p in paragraphs if not re.search(rf"(?m)^({'|'.join(dropped)}):", p)]
-    kept = [re.sub(r"(?m)^#.*`make (test|notebooks)`.*\n?", "", p) for p in kept]
+    dropped |= {target for p in paragraphs if uses_absent and uses_absent.search(p)
+                for target in release_check.MAKE_TARGET.findall(p)}
+    kept = [p for p in paragraphs if not re.search(rf"(?m)^({'|'.join(map(re.escape, sorted(dropped)))}):", p)
+            and not (uses_absent and uses_absent.search(p))]
+    kept[0] = re.sub(r"\A(#.*\n)+", "", kept[0])  # the instructor's header: LEARNER_MAKEFILE_HEAD instead
     result = "\n\n".join(p for p in kept if p.strip())
     result = re.sub(r"(?m)^(\.PHONY:.*)$",
                     lambda m: " ".join(w for w in m[1].split() if w not in dropped) + " test", result)
-    result = re.sub(r"\A# While you work:.*\n", "", result)
     return LEARNER_MAKEFILE_HEAD + result.rstrip("\n") + "\n\n" + LEARNER_TEST_RULE
+
+
+def without_instructor_only(text: str) -> str:
+    return INSTRUCTOR_ONLY_SPAN.sub("", text)
+
+
+def strip_instructor_only(out: Path) -> None:
+    """Cut the instructor-only spans from the release's Markdown and notebooks' Markdown cells."""
+    for path in sorted(out.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        if "<!-- instructor-only -->" in text:
+            path.write_text(without_instructor_only(text), encoding="utf-8")
+    for path in sorted(out.rglob("*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        if "<!-- instructor-only -->" not in text:
+            continue
+        notebook = json.loads(text)
+        for cell in notebook.get("cells", []):
+            if cell.get("cell_type") == "markdown":
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                cell["source"] = without_instructor_only(source).splitlines(keepends=True)
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 LEARNER_MAKEFILE_HEAD = "# `make check` (your progress), `make watch`, `make hint`, `make test` (the workbook's own tests).\n"
@@ -265,7 +313,8 @@ def build(root: Path, out: Path) -> Release:
         skipped = {n for n in names if n in CACHE_NAMES or n.endswith(".pyc") or (here / n) == out}
         for name in names:
             relative = (here / name).relative_to(root)
-            if is_excluded_test(relative):
+            if is_excluded_test(relative) or (relative.parts[:2] == ("tests", "workbook") and name.endswith(".py")
+                                              and needs_instructor_side(here / name)):
                 skipped.add(name)
             if relative.parts[0] == "grading" and len(relative.parts) == 2 and name in INSTRUCTOR_ONLY_GRADING:
                 skipped.add(name)
@@ -284,11 +333,14 @@ def build(root: Path, out: Path) -> Release:
         (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / LEARNER_WORKFLOW, out / ".github" / "workflows" / "check.yml")
     if (root / "Makefile").is_file():
-        (out / "Makefile").write_text(learner_makefile((root / "Makefile").read_text(encoding="utf-8")),
+        absent = frozenset(release_check.absent_folders(out, root))
+        (out / "Makefile").write_text(learner_makefile((root / "Makefile").read_text(encoding="utf-8"), absent),
                                       encoding="utf-8")
     (out / "README.md").write_text(learner_readme(load(out)), encoding="utf-8")
+    strip_instructor_only(out)
     release.files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     release.leaks = find_leaks(out, solution_code(root))
+    release.problems = release_check.problems(out, root)
     return release
 
 
@@ -365,6 +417,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"solution code found in the release ({len(release.leaks)}); do not ship {release.out}:")
             for leak in release.leaks:
                 print(f"  {leak}")
+            return 1
+        if release.problems:
+            print(f"the release names what it does not contain ({len(release.problems)}); do not ship "
+                  f"{release.out}:")
+            for problem in release.problems:
+                print(f"  {problem}")
             return 1
         init_repository(release.out)
     print(f"learner release in {release.out} from {built_from}: {len(release.files)} files, no solution code "

@@ -181,3 +181,16 @@ def test_the_installed_grading_package_needs_nothing_else_from_the_repo(tmp_path
     done = subprocess.run([sys.executable, "-I", "-c", script, *modules], cwd=tmp_path,
                           capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, f"importing grading.* from a folder without the repo:\n{done.stderr[-2000:]}"
+
+
+def test_a_hidden_criterion_keeps_its_hint_for_the_instructor(workbook, tmp_path):
+    """A hidden criterion's hint says what its hidden test checks: learners see a generic line instead."""
+    hidden_hint = load(workbook).criteria["ex01.t1.negative"].hint
+    _, results = grade(workbook, tmp_path / "learner")
+    negative = next(c for e in results["exercises"] for t in e["tasks"] for c in t["criteria"]
+                    if c["id"] == "ex01.t1.negative")
+    assert negative["status"] == "failed" and negative["hint"] != hidden_hint, negative
+    for name in REPORT_FILES:
+        assert hidden_hint not in (tmp_path / "learner" / name).read_text(encoding="utf-8"), name
+    _, revealed = grade(workbook, tmp_path / "instructor", "--reveal-hidden")
+    assert hidden_hint in json.dumps(revealed), "--reveal-hidden shows the instructor the hint"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from grading import sandbox
 from grading.cli import parser
 from grading.release import build
 from tests.harness.target import REPO_ROOT
@@ -167,24 +168,29 @@ def test_matrix_jobs_share_the_plan_and_hand_over_by_batch(instructor):
 
 
 SAMPLE_VALUES = {'${LEARNER:+--only "$LEARNER"}': "--only ada", "$PER_JOB": "4", "$BATCH": "1/2",
-                 "$REGRADE": "--regrade"}
+                 "$REGRADE": "--regrade", '"$ROSTER"': "roster.csv"}
+
+
+SHELL_OPERATORS = {"||", "&&", ";", "then"}
 
 
 def test_the_commands_it_runs_exist_with_these_options(instructor):
-    for job, step_id in (("plan", "plan"), ("fetch", "fetch"), ("grade", "grade"), ("gather", "gradebook"),
-                         ("report", "statuses")):
+    for job, step_id in (("plan", "plan"), ("fetch", "fetch"), ("grade", "sandbox"), ("grade", "grade"),
+                         ("gather", "gradebook"), ("report", "statuses")):
         script = step(instructor, job, step_id)["run"].replace("\\\n", " ")
         for line in script.splitlines():
             for variable, sample in SAMPLE_VALUES.items():
                 line = line.replace(variable, sample)
-            words = shlex.split(line, comments=True)
+            words = shlex.split(line.replace(";", " ; "), comments=True)
             if "grading" in words or any(w.endswith("/workbook") for w in words):
                 start = words.index("grading") + 1 if "grading" in words else \
                     next(i for i, w in enumerate(words) if w.endswith("/workbook")) + 1
-                command = [w for w in words[start:] if not w.startswith(">")]
+                end = next((i for i, w in enumerate(words) if i >= start and w in SHELL_OPERATORS), len(words))
+                command = [w for w in words[start:end] if not w.startswith(">")]
                 command = [w.split(")")[0] for w in command]
                 args = parser().parse_args(command)  # SystemExit: the workflow passes an option we lack
-                assert args.command in {"grade-class", "gradebook", "class-status"}, (job, step_id, args.command)
+                assert args.command in {"grade-class", "gradebook", "class-status", "sandbox-check"}, \
+                    (job, step_id, args.command)
                 break
         else:
             pytest.fail(f"{job}/{step_id} runs no workbook command:\n{script}")
@@ -195,8 +201,10 @@ class LocalRunner:
     folder, the workflow's, job's and step's env with their expressions evaluated, a runner temp folder
     of its own (each job is another machine), and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files."""
 
-    def __init__(self, workflow: dict, workspace: Path, scratch: Path, job: str, context: dict) -> None:
+    def __init__(self, workflow: dict, workspace: Path, scratch: Path, job: str, context: dict,
+                 path_first: Path | None = None) -> None:
         self.workflow, self.workspace, self.job = workflow, workspace, job
+        self.path_first = path_first  # stand-ins for the runner image's programs (sudo, sysctl, bwrap)
         self.temp = scratch / f"runner-temp-{job}"
         self.temp.mkdir(parents=True)
         self.context = context | {"runner": {"temp": str(self.temp)}}
@@ -230,23 +238,51 @@ class LocalRunner:
         item = step(self.workflow, self.job, step_id)
         declared = {**self.workflow.get("env", {}), **self.workflow["jobs"][self.job].get("env", {}),
                     **item.get("env", {})}
-        runner = {"PATH": os.environ["PATH"], "HOME": str(self.temp.parent / "home"), "CI": "true",
+        path = f"{self.path_first}:{os.environ['PATH']}" if self.path_first else os.environ["PATH"]
+        runner = {"PATH": path, "HOME": str(self.temp.parent / "home"), "CI": "true",
                   "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(self.workspace), "RUNNER_TEMP": str(self.temp),
                   "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary)}
         return runner | {name: self.evaluate(str(value)) for name, value in declared.items()}
 
-    def run(self, step_id: str) -> subprocess.CompletedProcess:
+    def run(self, step_id: str, expect: int = 0) -> subprocess.CompletedProcess:
         script = self.temp.parent / f"{self.job}-{step_id}.sh"
         script.write_text(step(self.workflow, self.job, step_id)["run"], encoding="utf-8")
         env = self.env(step_id)
         Path(env["HOME"]).mkdir(exist_ok=True)
         done = subprocess.run([*RUNNER_BASH, str(script)], cwd=self.workspace, env=env, capture_output=True,
                               text=True, check=False, timeout=1200)
-        assert done.returncode == 0, f"{self.job}/{step_id}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == expect, \
+            f"{self.job}/{step_id}: exit {done.returncode}, expected {expect}\n{done.stdout}\n{done.stderr}"
         return done
 
     def outputs(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.output.read_text(encoding="utf-8").splitlines())
+
+
+# What bwrap says on Ubuntu 24.04 (GitHub's ubuntu-latest) while AppArmor restricts user namespaces.
+UBUNTU_2404_REFUSAL = "bwrap: setting up uid map: Permission denied"
+
+
+def ubuntu_2404_stand_ins(folder: Path) -> Path:
+    """`sudo`, `sysctl` and `bwrap` as ubuntu-latest has them, for this machine (which restricts nothing):
+    bwrap fails as it does there until kernel.apparmor_restrict_unprivileged_userns is 0, then it is the
+    real bwrap. Returns the folder to put first on PATH."""
+    real = sandbox.find_bwrap()
+    assert real is not None, "no bwrap on this machine to stand behind"
+    folder.mkdir(parents=True)
+    restricted = folder / "apparmor_restrict_unprivileged_userns"
+    restricted.write_text("1\n", encoding="utf-8")  # Ubuntu 24.04's default
+    scripts = {
+        "sudo": 'exec "$@"\n',
+        "sysctl": ('for arg in "$@"; do\n  case "$arg" in kernel.apparmor_restrict_unprivileged_userns=*)\n'
+                   f'    echo "${{arg#*=}}" > {shlex.quote(str(restricted))}; echo "$arg";;\n  esac\ndone\n'),
+        "bwrap": (f'if [ "$(cat {shlex.quote(str(restricted))})" != 0 ]; then\n'
+                  f'  echo "{UBUNTU_2404_REFUSAL}" >&2; exit 1\nfi\nexec {shlex.quote(str(real))} "$@"\n'),
+    }
+    for name, body in scripts.items():
+        (folder / name).write_text("#!/bin/sh\n" + body, encoding="utf-8")
+        (folder / name).chmod(0o755)
+    return folder
 
 
 def learner_repo(name: str, workbook: Path, into: Path) -> tuple[Path, str]:
@@ -288,7 +324,10 @@ def test_instructor_jobs_run_locally_as_one_matrix_job(instructor, tmp_path):
             assert FAKE_TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
     assert sorted(p.name for p in (fetch.temp / "submissions").iterdir()) == ["ada", "bob", "roster.csv"]
 
-    grade = LocalRunner(instructor, workspace, tmp_path, "grade", matrix | {"secrets": {}})
+    grade = LocalRunner(instructor, workspace, tmp_path, "grade", matrix | {"secrets": {}},
+                        path_first=ubuntu_2404_stand_ins(tmp_path / "ubuntu-24.04"))
+    grade.run("userns")  # without it the sandbox check fails: test_without_the_userns_step_nobody_is_graded_...
+    assert "the sandbox runs here" in grade.run("sandbox").stdout
     shutil.copyfile(fetch.temp / "submissions.tar", grade.temp / "submissions.tar")  # the artifact
     grade.run("unpack")
     env = grade.env("grade")
@@ -300,6 +339,15 @@ def test_instructor_jobs_run_locally_as_one_matrix_job(instructor, tmp_path):
 
     gather = LocalRunner(instructor, workspace, tmp_path, "gather", base | {"secrets": {}})
     shutil.copytree(learners_folder, gather.temp / "class" / "learners")  # the merged artifacts
+    # Batch 2 (cyd) was not graded here: the roster says cyd should have a grade, so the gradebook job fails.
+    done = gather.run("gradebook", expect=2)
+    assert "::error title=Not everyone graded::" in done.stdout and "(cyd)" in done.stdout, done.stdout
+    assert "| cyd | could not grade | none | could not grade: no record" in gather.summary.read_text("utf-8")
+    gather = LocalRunner(instructor, workspace, tmp_path / "batch-1", "gather", base | {"secrets": {}})
+    shutil.copytree(learners_folder, gather.temp / "class" / "learners")
+    roster = workspace / "roster.csv"  # as if cyd had never been listed: everyone listed has a grade
+    roster.write_text("".join(line for line in roster.read_text("utf-8").splitlines(keepends=True)
+                              if not line.startswith("cyd,")), encoding="utf-8")
     gather.run("gradebook")
     with (gather.temp / "class" / "gradebook.csv").open(encoding="utf-8", newline="") as file:
         book = {row["learner"]: row for row in csv.DictReader(file)}
@@ -314,6 +362,41 @@ def test_instructor_jobs_run_locally_as_one_matrix_job(instructor, tmp_path):
     shutil.copytree(gather.temp / "class", report.temp / "class")
     done = report.run("statuses")  # file:// repos are not GitHub repos: nothing is posted
     assert "no status: ada: not a GitHub repo in the roster" in done.stdout and FAKE_TOKEN not in done.stdout
+
+
+def test_without_the_userns_step_nobody_is_graded_and_every_job_says_so(instructor, tmp_path):
+    """ubuntu-latest as it is (AppArmor restricting user namespaces) when the userns step is skipped: the
+    sandbox check fails the job with one line; grading anyway fails too (nobody graded is no green run), and
+    so does the gradebook of rows that could not be graded."""
+    workspace = make_workbook(tmp_path / "instructor")
+    shutil.copytree(REPO_ROOT / "grading", workspace / "grading", ignore=shutil.ignore_patterns("__pycache__"))
+    (workspace / ".venv").symlink_to(REPO_ROOT / ".venv")
+    stand_ins = ubuntu_2404_stand_ins(tmp_path / "ubuntu-24.04")
+    context = {"vars": {}, "inputs": {}, "secrets": {}, "matrix": {"batch": 1},
+               "needs": {"plan": {"outputs": {"batches": "[1]", "count": "1"}}}}
+    grade = LocalRunner(instructor, workspace, tmp_path, "grade", context, path_first=stand_ins)
+
+    done = grade.run("sandbox", expect=1)
+    said = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(said) == 1 and said[0].startswith("workbook sandbox-check: submissions cannot be graded here") \
+        and UBUNTU_2404_REFUSAL in said[0], done.stderr
+    assert done.stdout.startswith("::error title=No sandbox::"), done.stdout
+
+    submissions = grade.temp / "submissions"
+    make_submission("half_done", workspace, submissions / "ada")
+    (submissions / "roster.csv").write_text("learner,repo,commit\nada,ada,\n", encoding="utf-8")
+    (workspace / "roster.csv").write_text("learner,repo,commit\nada,https://example.org/ada,\n", encoding="utf-8")
+    done = grade.run("grade", expect=3)
+    assert "::error title=Nobody graded::" in done.stdout and UBUNTU_2404_REFUSAL in done.stderr, done
+
+    gather = LocalRunner(instructor, workspace, tmp_path, "gather", context)
+    shutil.copytree(grade.temp / "class" / "learners", gather.temp / "class" / "learners")
+    done = gather.run("gradebook", expect=3)
+    summary = gather.summary.read_text(encoding="utf-8")
+    assert "| ada | could not grade | none |" in summary and UBUNTU_2404_REFUSAL in summary, summary
+
+    grade.run("userns")  # the step the workflow has: now the same runner grades
+    assert "the sandbox runs here" in grade.run("sandbox").stdout
 
 
 # --- the learners' advisory workflow ---------------------------------------------------------------------
@@ -333,12 +416,42 @@ def test_learner_workflow_needs_no_secret_and_runs_on_forks(learner):
     assert "this is not your grade" in summary and "GITHUB_STEP_SUMMARY" in summary
 
 
-def test_learner_workflow_runs_the_visible_tests_and_check(learner):
+def test_learner_workflow_runs_the_visible_tests_once(learner):
     commands = [item["run"] for item in learner["jobs"]["check"]["steps"] if item.get("run", "").startswith(
         ".venv/bin/workbook ")]
     parsed = [parser().parse_args(shlex.split(command)[1:]) for command in commands]
-    assert [args.command for args in parsed] == ["check", "grade"], commands
-    assert parsed[1].target == "starter" and parsed[1].min_score is None, "advisory: it never fails on a score"
+    assert [args.command for args in parsed] == ["grade"], f"the suite must run once per workflow run: {commands}"
+    assert parsed[0].target == "starter" and parsed[0].min_score is None, "advisory: it never fails on a score"
+
+
+def github_condition(expression: str, context: dict) -> bool:
+    """A job's `if:` of the form `A != B || C != D` (also ==, &&), as GitHub evaluates it."""
+    def value(atom: str):
+        atom = atom.strip()
+        if re.fullmatch(r"'[^']*'", atom):
+            return atom[1:-1]
+        found = context
+        for key in atom.split("."):
+            found = found.get(key) if isinstance(found, dict) else None
+        return found
+
+    def comparison(text: str) -> bool:
+        left, operator, right = re.fullmatch(r"(.+?)\s*(!=|==)\s*(.+)", text.strip()).groups()
+        return (value(left) == value(right)) == (operator == "==")
+
+    body = EXPRESSION.fullmatch(expression.strip())[1]
+    return any(all(comparison(part) for part in either.split("&&")) for either in body.split("||"))
+
+
+@pytest.mark.parametrize(("event", "head_repo", "runs"), [
+    ("push", None, True), ("pull_request", "learner/waiting-well", False), ("pull_request", "friend/waiting-well", True),
+    ("workflow_dispatch", None, True)])
+def test_learner_workflow_runs_once_per_change(learner, event, head_repo, runs):
+    """A pull request from a branch of the same repo was already checked by that branch's push."""
+    assert {"push", "pull_request"} <= set(triggers(learner))
+    github = {"event_name": event, "repository": "learner/waiting-well",
+              "event": {"pull_request": {"head": {"repo": {"full_name": head_repo}}}} if head_repo else {}}
+    assert github_condition(learner["jobs"]["check"]["if"], {"github": github}) is runs, (event, head_repo)
 
 
 def test_the_learner_release_ships_the_advisory_workflow(tmp_path):

@@ -148,10 +148,38 @@ def test_summary_counts_what_the_class_missed(graded_class, workbook):
     assert "![score histogram](histogram.png)" in summary, summary
     assert (out / "histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "histogram.png is not a PNG"
     assert f"| {BROKEN} | could not grade |" in summary, summary
+    to_review = summary.split("## To review", 1)[1]
     for name in NAMES:
         verdict = expected_verdict(name)
         if verdict != "graded":
-            assert f"| {name} | {verdict} |" in summary, f"summary.md does not list {name} to review:\n{summary}"
+            assert f"| {name} | {verdict} |" in to_review, f"summary.md does not list {name} to review:\n{summary}"
+        expected = json.loads((EXPECTED / f"{name}.json").read_text(encoding="utf-8"))
+        flags = [f for f in expected.get("flags", []) if f.startswith("review: ")]
+        if verdict == "graded" and flags:
+            row = next((line for line in to_review.splitlines() if line.startswith(f"| {name} | graded |")), "")
+            assert row and all(flag in row for flag in flags), f"{name} has review flags {flags}:\n{to_review}"
+
+
+def test_to_review_lists_every_flag_and_every_row_without_a_grade(workbook):
+    from grading.grade_class import summary_markdown
+
+    rubric = load(workbook)
+    base = {"exercises": {}, "missed": [], "max_points": rubric.points}
+    records = [
+        {**base, "learner": "ada", "verdict": "graded", "points": 7, "percent": 100.0, "flags": []},
+        {**base, "learner": "bob", "verdict": "graded", "points": 3, "percent": 42.9,
+         "flags": ["review: imports subprocess"]},
+        {**base, "learner": "cyd", "verdict": "could_not_grade", "points": None, "percent": None,
+         "max_points": None, "flags": ["could not grade: no starters/ folder"]},
+        {**base, "learner": "dan", "verdict": "tampered", "points": 0, "percent": 0.0, "flags": ["tampered"]},
+    ]
+    to_review = summary_markdown(records, rubric, None).split("## To review", 1)[1]
+    rows = [line for line in to_review.splitlines() if line.startswith("| ") and not line.startswith(("| learner", "| ---"))]
+    assert rows == ["| cyd | could not grade | none | could not grade: no starters/ folder |",
+                    "| dan | tampered | 0/7 | tampered |",
+                    "| bob | graded | 3/7 | review: imports subprocess |"], to_review
+    clean = summary_markdown(records[:1], rubric, None).split("## To review", 1)[1]
+    assert "Every submission reached a grade, and none has a flag." in clean, clean
 
 
 def running_tests(pid: int, deadline: float) -> list[psutil.Process]:

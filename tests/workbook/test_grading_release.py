@@ -4,10 +4,11 @@ solution code anywhere (searched line by line, notebooks cell by cell)."""
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -51,15 +52,25 @@ def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
 def test_learner_release_offers_only_learner_commands(tmp_path):
     out = tmp_path / "learner"
     assert build(REPO_ROOT, out).leaks == []
-    # -S: without site-packages, so this repo's editable install cannot lend the release a missing module.
-    done = subprocess.run([sys.executable, "-S", "-m", "grading", "--help"], cwd=out, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(out)}, timeout=60, check=False)
+    done = release_python(out, "import runpy, sys\nsys.argv = ['workbook', '--help']\n"
+                               "runpy.run_module('grading', run_name='__main__')")
     assert done.returncode == 0, done.stdout + done.stderr
     offered = done.stdout
-    assert all(name in offered for name in ("check", "watch", "hint", "grade")), offered
     commands = {line.split()[0] for line in offered.split("positional arguments:")[1].split("options:")[0]
                 .splitlines()[2:] if line.startswith("    ") and not line.startswith("     ")}
-    assert commands == {"check", "watch", "hint", "grade"}, offered
+    assert {"check", "watch", "hint", "grade"} <= commands, offered
+    instructors = {"grade-submission", "grade-class", "gradebook", "class-status", "release", "verify-suite",
+                   "mistakes", "sandbox-check"}
+    assert not commands & instructors, f"instructor commands in the learner release: {commands & instructors}"
+
+
+def release_python(out: Path, code: str) -> subprocess.CompletedProcess:
+    """Run `code` on the release alone: -S keeps this repo's editable install (a finder that would lend the
+    release any grading module it lacks) out, and site-packages is put back as a plain folder (the
+    third-party packages, no .pth file run)."""
+    bootstrap = (f"import sys\nsys.path[:0] = [{str(out)!r}]\nsys.path.append({sysconfig.get_paths()['purelib']!r})\n")
+    return subprocess.run([sys.executable, "-S", "-c", bootstrap + code], cwd=out, capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
 def test_public_rubric_drops_hidden_criteria_and_still_adds_up(workbook, tmp_path):
@@ -172,3 +183,104 @@ def test_learner_makefile_has_no_rule_that_needs_solutions(tmp_path):
     readme = (out / "README.md").read_text(encoding="utf-8")
     for target in re.findall(r"make (\w+)", readme + makefile):
         assert re.search(rf"(?m)^{target}:", makefile), f"`make {target}` is named but the Makefile has no rule"
+
+
+JUDGE_FILES = {"grading/canaries.py", "grading/review.py", "grading/graded_tree.py", "grading/submission.py",
+               "grading/inventory.py", "grading/probes.py", "grading/unmasked.py", "grading/sandbox_check.py",
+               "grading/release_check.py", "grading/shared_lines.txt"}
+
+
+def test_the_release_ships_nothing_of_the_judge_and_its_commands_still_import(tmp_path):
+    out = tmp_path / "learner"
+    release = build(REPO_ROOT, out)
+    assert release.leaks == [] and release.problems == [], release.leaks + release.problems
+    assert not JUDGE_FILES & set(release.files), sorted(JUDGE_FILES & set(release.files))
+    hints = [c.hint for c in load(REPO_ROOT).criteria.values() if c.hidden]
+    assert hints, "the workbook has hidden criteria with hints"
+    text = " ".join(" ".join(p.read_text(encoding="utf-8", errors="replace").split())
+                    for p in out.rglob("*") if p.is_file())
+    assert not [h for h in hints if " ".join(h.split()) in text], "a hidden criterion's hint is in the release"
+    # Every module the learner's commands may load, from the release alone.
+    modules = sorted(f"grading.{p.stem}" for p in (out / "grading").glob("*.py") if p.stem != "__main__")
+    done = release_python(out, f"import importlib\nfor m in {modules!r}: importlib.import_module(m)\n"
+                               "import grading\nassert grading.__file__.startswith(sys.path[0]), grading.__file__")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture
+def instructor_workbook(tmp_path: Path) -> Path:
+    root = make_workbook(tmp_path / "instructor")
+    shutil.copytree(REPO_ROOT / "grading", root / "grading", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "benchmarks").mkdir()
+    (root / "benchmarks" / "speed.py").write_text("print('fast')\n", encoding="utf-8")
+    (root / "tests" / "workbook").mkdir()  # the machinery's own tests: the learner's `make test` runs them
+    (root / "tests" / "workbook" / "__init__.py").touch()
+    (root / "Makefile").write_text(
+        "# instructor header\nBIN := .venv/bin\n.PHONY: check watch hint lab speed\n\n"
+        + "".join(f"{target}:\n\tpython -m grading {target}\n\n" for target in ("check", "watch", "hint", "lab"))
+        + "# Measures the solutions (instructors only).\nspeed:\n\tpython benchmarks/speed.py\n", encoding="utf-8")
+    return root
+
+
+def test_release_fails_when_a_learner_file_names_an_instructor_module(instructor_workbook, tmp_path, capsys):
+    (instructor_workbook / "fixtures" / "peek.py").write_text(
+        "import importlib\n\nfrom grading import canaries\n\nreview = importlib.import_module('grading.review')\n"
+        "from solutions.mini import add\n", encoding="utf-8")
+    assert main(["--root", str(instructor_workbook), "release", "--allow-dirty", str(tmp_path / "learner")]) == 1
+    printed = capsys.readouterr().out
+    for named in ("fixtures/peek.py:3 names grading.canaries", "fixtures/peek.py:5 names grading.review",
+                  "fixtures/peek.py:6 names solutions.mini"):
+        assert named in printed, printed
+    (instructor_workbook / "fixtures" / "peek.py").unlink()
+    assert main(["--root", str(instructor_workbook), "release", "--allow-dirty", str(tmp_path / "clean")]) == 0, \
+        capsys.readouterr().out
+
+
+def test_release_fails_on_a_link_or_target_it_does_not_contain(instructor_workbook, tmp_path, capsys):
+    chapter = instructor_workbook / "exercises" / "ex01_mini.md"
+    chapter.write_text(chapter.read_text(encoding="utf-8") + (
+        "\nSee [the reference](../solutions/mini.py), [task 9](ex01_mini.md#task-9), `make speed` and "
+        "`benchmarks/speed.py`.\n"), encoding="utf-8")
+    assert main(["--root", str(instructor_workbook), "release", "--allow-dirty", str(tmp_path / "learner")]) == 1
+    printed = capsys.readouterr().out
+    for problem in ("exercises/ex01_mini.md: link ../solutions/mini.py: no such file in the release",
+                    "exercises/ex01_mini.md: link ex01_mini.md#task-9: ex01_mini.md has no heading #task-9",
+                    "exercises/ex01_mini.md: mentions `make speed`, which the release's Makefile does not have",
+                    "exercises/ex01_mini.md: points at benchmarks/..., which the release does not have"):
+        assert problem in printed, printed
+    makefile = (tmp_path / "learner" / "Makefile").read_text(encoding="utf-8")
+    assert "speed" not in makefile and "benchmarks" not in makefile and "instructors only" not in makefile, makefile
+
+
+def test_instructor_only_text_is_cut_from_chapters_and_notebooks(instructor_workbook, tmp_path):
+    chapter = instructor_workbook / "exercises" / "ex01_mini.md"
+    chapter.write_text(chapter.read_text(encoding="utf-8") + (
+        "\nA benchmark<!-- instructor-only --> (`benchmarks/speed.py`)<!-- /instructor-only --> says it is fast.\n\n"
+        "- Starter: `starters/mini.py`\n- <!-- instructor-only -->Solution: `solutions/mini.py`<!-- /instructor-only -->\n"
+        "- Tests: `tests/ex01_mini/`\n"), encoding="utf-8")
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": [
+        "Read `starters/mini.py`<!-- instructor-only --> (and `solutions/mini.py`)<!-- /instructor-only -->.\n"]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (instructor_workbook / "notebooks").mkdir()
+    (instructor_workbook / "notebooks" / "ex01.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    release = build(instructor_workbook, tmp_path / "learner")
+    assert release.problems == [], release.problems
+    shipped = (tmp_path / "learner" / "exercises" / "ex01_mini.md").read_text(encoding="utf-8")
+    assert "A benchmark says it is fast.\n\n- Starter: `starters/mini.py`\n- Tests: `tests/ex01_mini/`\n" in shipped, \
+        shipped[-300:]
+    cells = json.loads((tmp_path / "learner" / "notebooks" / "ex01.ipynb").read_text(encoding="utf-8"))["cells"]
+    assert "".join(cells[0]["source"]) == "Read `starters/mini.py`.\n", cells
+
+
+def test_every_makefile_target_is_walked(tmp_path):
+    from grading.release_check import makefile_problems
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "here.py").write_text("", encoding="utf-8")
+    (tmp_path / "Makefile").write_text(
+        "ok:\n\tpython tests/here.py\n\nspeed:\n\tpython benchmarks/speed.py\n\n"
+        "gone:\n\tpython tests/gone.py\n\nbroken: no-such-file.txt\n\techo never\n", encoding="utf-8")
+    broken, *others = makefile_problems(tmp_path, {"benchmarks"})
+    assert broken.startswith("Makefile: `make -n broken` fails: ") and "no-such-file.txt" in broken, broken
+    assert others == ["Makefile: `make gone` uses tests/gone.py, which the release does not have",
+                      "Makefile: `make speed` runs benchmarks/speed.py, and the release has no benchmarks/"]
