@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check mistakes
+.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check mistakes airflow \
+	playground-check
 
 # Re-installs only when the declared dependencies or their pins change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -58,6 +59,27 @@ $(LAB_INSTALLED): constraints.txt $(INSTALLED)
 lab: $(LAB_INSTALLED)
 	cd notebooks && ../$(LAB_VENV)/bin/jupyter lab
 
+# Real Airflow with your DAGs and every simulator they wait on: the UI on http://127.0.0.1:8080 (login admin /
+# admin), api-server, scheduler, dag-processor and triggerer on loopback. `make airflow EXERCISE=ex11_3` starts
+# one exercise's simulators; WORKBOOK_TARGET=solution shows the reference DAGs. Steer the simulators from a
+# second terminal with `.venv/bin/workbook steer ...`; Ctrl-C stops everything.
+airflow: $(INSTALLED)
+	@$(BIN)/python -m grading airflow $(EXERCISE)
+
+# The playground in a real browser: starts it on free ports, signs in with headless Chromium (Debian's chromium
+# and chromium-driver), triggers ex11_3_http_polling from the UI, sees it deferred then successful, stops it.
+# Screenshots go to $(PLAYGROUND_SCREENSHOTS). Not part of `make test`.
+BROWSER_INSTALLED := $(VENV)/.installed-browser
+PLAYGROUND_SCREENSHOTS ?= build/playground
+$(BROWSER_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[browser]'
+	@touch $@
+
+playground-check: $(BROWSER_INSTALLED)
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "needs Debian's chromium and chromium-driver: sudo apt-get install -y chromium chromium-driver"; exit 2; }
+	WORKBOOK_SCREENSHOTS=$(PLAYGROUND_SCREENSHOTS) $(BIN)/python -m pytest --target=$(or $(WORKBOOK_TARGET),solution) -s \
+		tests/workbook/playground_browser_check.py
+
 # The integration and e2e tests 10 times against the solutions with every core busy (not part of `make test`;
 # about 10 x the suite's e2e time). LOAD_CHECK_ARGS="--runs 2" for fewer.
 load-check: $(INSTALLED)
@@ -88,7 +110,7 @@ lint: $(INSTALLED)
 # JupyterLab too, which .venv never installs.
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation]' jupyterlab
+	build/lock-venv/bin/python -m pip install --quiet -e '.[mutation,browser]' jupyterlab
 	build/lock-venv/bin/python -m pip freeze --exclude-editable | sort -f > constraints.txt
 	rm -rf build/lock-venv
 
