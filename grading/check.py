@@ -8,12 +8,14 @@ per exercise and task, and for the first criterion not met: its title, the one-l
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 
 from grading.grade import graded_exercises, test_paths
 from grading.results import CriterionResult, ExerciseResult, Grade, Run, TaskResult, grade
-from grading.rubric import load
+from grading.rubric import Rubric, Task, load
 from grading.runner import RunOptions, run_suite
+from grading.ticker import EventLines, Ticker
 
 LEARNER_PER_TEST_TIMEOUT = 120.0
 # How a bar shows each criterion: met, failed, not run yet.
@@ -39,19 +41,36 @@ def run(args: argparse.Namespace) -> int:
     if not exercises:
         print("No exercises yet: exercises/rubric.toml lists none.")
         return 0
-    extra: tuple[str, ...] = ()
+    # A task's code that hangs in one test would hang in each: its first timeout stops that task.
+    extra: tuple[str, ...] = ("--grading-stop-on-hang",)
     if args.task:
         task = rubric.task(exercises[0], args.task)
         exercises = [replace(exercises[0], tasks=(task,))]
-        extra = ("-p", "grading.selection", f"--grading-tasks={task.id}")
+        extra += ("-p", "grading.selection", f"--grading-tasks={task.id}")
     paths = test_paths(args.root, exercises)
     run_ = Run()
     if paths:
-        run_ = run_suite(RunOptions(root=args.root, target=args.target, paths=paths, gate="exercise",
-                                    per_test_timeout=args.per_test_timeout, run_timeout=3600.0,
-                                    echo=args.echo, extra_args=extra))
-    print(render(grade(rubric, exercises, run_, target=args.target)))
+        progress = EventLines()
+        with Ticker(sys.stderr, progress, per_test_limit=args.per_test_timeout, enabled=not args.echo):
+            run_ = run_suite(RunOptions(root=args.root, target=args.target, paths=paths, gate="exercise",
+                                        per_test_timeout=args.per_test_timeout, run_timeout=3600.0,
+                                        echo=args.echo, extra_args=extra, on_record=progress.feed))
+    result = grade(rubric, exercises, run_, target=args.target)
+    print(render(result))
+    if all(c.passed for c in result.criteria):
+        following = next_task(rubric, [t.id for e in exercises for t in e.tasks])
+        if following is not None:
+            print(f"Next task: {following.id} {following.title}: "
+                  f"make check EXERCISE={following.id.split('.')[0]} TASK={following.number} (or make watch)")
     return 0
+
+
+def next_task(rubric: Rubric, done: list[str]) -> Task | None:
+    """The first task of the rubric after the last one checked here."""
+    tasks = [t for e in rubric.exercises for t in e.tasks]
+    ids = [t.id for t in tasks]
+    last = max((ids.index(t) for t in done if t in ids), default=None)
+    return tasks[last + 1] if last is not None and last + 1 < len(tasks) else None
 
 
 def task_bar(task: TaskResult) -> str:
@@ -59,8 +78,11 @@ def task_bar(task: TaskResult) -> str:
     done = sum(c.passed for c in task.criteria)
     bar = "".join(BAR_MARKS.get(c.status, ".") for c in task.criteria)
     not_run = [c for c in task.criteria if c.status in ("not_run", "not_collected")]
+    hung = any(" hung before it " in c.message for c in not_run)
     if done == len(task.criteria):
         suffix = "  done"
+    elif hung:
+        suffix = f"  ({len(not_run)} not run after a hang)"
     elif not_run and not any(c.status == "failed" for c in task.criteria):
         suffix = f"  ({len(not_run)} not run yet)"
     else:

@@ -10,6 +10,7 @@ from grading import reports
 from grading.results import Grade, Run, commit_of, grade
 from grading.rubric import Exercise, Rubric, load
 from grading.runner import RunOptions, run_suite
+from grading.ticker import EventLines, Ticker
 
 DEFAULT_PER_TEST_TIMEOUT = 120.0  # the suite's own budget (pyproject); e2e tests start real Airflow processes
 
@@ -39,8 +40,11 @@ def grade_tree(root: Path, *, target: str, names: list[str] | None = None, per_t
                 out.mkdir(parents=True, exist_ok=True)
                 log = out / "pytest-output.txt"
                 log.write_text("", encoding="utf-8")
-            run = run_suite(RunOptions(root=root, target=target, paths=paths, per_test_timeout=per_test_timeout,
-                                       run_timeout=run_timeout, gate=gate, log=log, echo=echo))
+            progress = EventLines()
+            with Ticker(sys.stderr, progress, per_test_limit=per_test_timeout, enabled=not echo):
+                run = run_suite(RunOptions(root=root, target=target, paths=paths, per_test_timeout=per_test_timeout,
+                                           run_timeout=run_timeout, gate=gate, log=log, echo=echo,
+                                           on_record=progress.feed))
         else:
             run = Run(notes=["no exercise has a test folder yet"])
     commit = commit_of(Path(submission) if submission else root)

@@ -8,7 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grading.results import HIDDEN_MESSAGE, Grade, TaskResult
+from grading.results import HIDDEN_MESSAGE, HIDDEN_NOT_RUN, Grade, TaskResult
 
 MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠", "infrastructure": "🛠"}
 TODO_PREFIX = "NotImplementedError: Exercise"
@@ -34,7 +34,20 @@ def table(grade: Grade) -> str:
     missed = [c for c in grade.criteria if not c.passed]
     if missed:
         lines += ["", "criteria not met:"]
-        lines += [f"  {c.id} ({STATUS_WORDS.get(c.status, c.status)}): {_clean(c.message)}" for c in missed]
+        for exercise in grade.exercises:
+            shared = shared_failure(exercise.criteria)
+            if shared is not None:
+                lines.append(f"  {exercise.id} (every criterion not met, {_count(exercise.criteria)}): "
+                             f"{_clean(shared)}")
+                continue
+            for task in exercise.tasks:
+                summary = task_summary(task)
+                not_met = [c for c in task.criteria if not c.passed]
+                if summary is not None:
+                    lines.append(f"  {task.id} ({summary[1]}, {_count(not_met)}): {_clean(summary[2])}")
+                    continue
+                lines += [f"  {c.id} ({STATUS_WORDS.get(c.status, c.status)}): {_clean(c.message)}"
+                          for c in not_met]
     lines += [f"note: {note}" for note in grade.notes]
     return "\n".join(lines)
 
@@ -47,7 +60,7 @@ def markdown(grade: Grade) -> str:
     if grade.commit:
         meta.insert(0, f"commit `{grade.commit[:12]}`")
     if grade.submission:
-        meta.insert(0, f"submission `{_md(_clean(grade.submission))}`")
+        meta.insert(0, f"submission {_code(_clean(grade.submission))}")
     out += [" · ".join(meta), ""]
     out += [f"> **Note:** {_md(_clean(note))}" for note in grade.notes]
     if grade.notes:
@@ -59,26 +72,73 @@ def markdown(grade: Grade) -> str:
     for exercise in grade.exercises:
         out += ["", f"## {exercise.id} · {_md(exercise.title)}: {exercise.points}/{exercise.max_points}", ""]
         for path, reason in exercise.collection_errors.items():
-            out += [f"> **Could not import** `{_md(_clean(path))}`: {_md(_clean(reason))}", ""]
+            out += [f"> **Could not import** {_code(_clean(path))}: {_md(_clean(reason))}", ""]
+        shared = shared_failure(exercise.criteria)
+        if shared is not None:
+            out += [f"> **Every criterion not met here:** {_md(_clean(shared))}", ""]
         out += ["| task | criteria met | points | |", "| --- | ---: | ---: | --- |"]
         for task in exercise.tasks:
             out.append(f"| {task.id.rsplit('.', 1)[1]} · {_md(task.title)} | {sum(c.passed for c in task.criteria)}/"
                        f"{len(task.criteria)} | {task.points}/{task.max_points} | {_task_state(task)} |")
         lines = []
-        for task in exercise.tasks:
+        for task in exercise.tasks if shared is None else ():
             missed = [c for c in task.criteria if not c.passed]
             if not missed:
                 continue
-            todo = unstarted(task)
-            if todo is not None:
-                lines.append(f"- {MARKS['not_run']} **{task.id}** {_md(task.title)}: not started "
-                             f"({len(missed)} {'criterion' if len(missed) == 1 else 'criteria'}): {_md(_clean(todo))}")
+            summary = task_summary(task)
+            if summary is not None:
+                lines.append(f"- {MARKS['not_run']} **{task.id}** {_md(task.title)}: {summary[1]} "
+                             f"({_count(missed)}): {_md(_clean(summary[2]))}")
                 continue
             lines += [f"- {MARKS.get(c.status, '⚠')} **{c.id}** {_md(c.title)}{' *(hidden)*' if c.visibility == 'hidden' else ''}"
                       f": {_md(_clean(c.message))} · *Hint:* {_md(c.hint)}" for c in missed]
         if lines:
             out += ["", *lines]
     return "\n".join(out) + "\n"
+
+
+def _count(missed: list) -> str:
+    return f"{len(missed)} {'criterion' if len(missed) == 1 else 'criteria'}"
+
+
+def shared_failure(criteria: list) -> str | None:
+    """The one reason every criterion not met shares (a starter that does not import), when there are several."""
+    missed = [c for c in criteria if not c.passed]
+    messages = _shown_messages(missed)
+    if len(missed) > 1 and len(messages) == 1 and not any(c.passed for c in criteria):
+        return messages.pop()
+    return None
+
+
+def _shown_messages(missed: list) -> set[str]:
+    """The reasons given, a hidden criterion's placeholder left out (it hides its reason, not a different one)."""
+    return {c.message for c in missed if c.message not in (HIDDEN_MESSAGE, HIDDEN_NOT_RUN)}
+
+
+def task_summary(task: TaskResult) -> tuple[str, str, str] | None:
+    """A task told in one line instead of a line per criterion: (kind, what, why), or None.
+
+    Not started: nothing met and every failure is the starter's todo. Unfinished: nothing met and a failure
+    is still a todo (the rest fail because of it, or on the starter's placeholders). A task that fails for
+    reasons of its own keeps a line per criterion, each with its hint."""
+    todo = unstarted(task)
+    if todo is not None:
+        return "not_started", "not started", todo
+    if not any(c.passed for c in task.criteria):
+        todos = [_todo_of(c.message) for c in task.criteria if c.status == "failed"]
+        todo = next((t for t in todos if t), None)
+        if todo is not None:
+            return "unfinished", "no criterion met yet; its code still raises a todo", todo
+    return None
+
+
+# A todo quoted inside a test's message: `got NotImplementedError('Exercise 4 · Task 2: implement ...')`.
+QUOTED_TODO = re.compile(r"NotImplementedError(?::\s*|\(['\"])(Exercise [^'\"]*)")
+
+
+def _todo_of(message: str) -> str | None:
+    match = QUOTED_TODO.search(message)
+    return f"NotImplementedError: {match.group(1).rstrip('…').strip()}" if match else None
 
 
 def unstarted(task: TaskResult) -> str | None:
@@ -96,7 +156,8 @@ def unstarted(task: TaskResult) -> str | None:
 def _task_state(task: TaskResult) -> str:
     if all(c.passed for c in task.criteria):
         return MARKS["passed"]
-    return "not started" if unstarted(task) is not None else ""
+    summary = task_summary(task)
+    return {"not_started": "not started", "unfinished": "unfinished"}.get(summary[0], "") if summary else ""
 
 
 def junit(grade: Grade) -> str:
@@ -147,6 +208,12 @@ def _clean(text: str) -> str:
     """`/tmp/workbook-x/starters/a.py:3` -> `starters/a.py:3`; other temp paths -> `<temp>/name`."""
     text = REPO_FOLDERS.sub(lambda m: m[1], text)
     return TEMP_PATH.sub(lambda m: "<temp>/" + m[0].rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def _code(text: str) -> str:
+    """Inline code: shown as written (no escapes: `&lt;` would show as is), on one line."""
+    text = " ".join(text.replace("`", "'").split())
+    return f"`{text}`"
 
 
 def _md(text: str) -> str:

@@ -12,6 +12,7 @@ your starters, so each run sees the files as saved. The worker never imports lea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -22,14 +23,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from grading.check import BAR_MARKS, next_step
-from grading.results import CriterionResult, Run, grade
+from grading.results import CriterionResult, Run, grade, read_events
 from grading.rubric import Exercise, Rubric, Task, load
 from grading.runner import graded_env
+from grading.ticker import RunState, Ticker
 
 RUN_TIMEOUT = 300.0
+STOP_SECONDS = 10.0  # an idle worker removes its Airflow home on the way out
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PER_TEST_TIMEOUT = 60.0
 WATCHED_SUFFIXES = (".py",)
 # Imported once by the worker: what every test run needs and no learner code (starters/ is never here).
@@ -54,26 +58,34 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 # ---- the warm worker ------------------------------------------------------------------------------------
-def worker_main(root: Path, target: str) -> int:
-    """Import once, then per request line fork a child that runs pytest; answer with its exit code and CPU."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the watch in front: it stops the worker
+def worker_main(root: Path, target: str) -> NoReturn:
+    """Import once, then per request line fork a child that runs pytest; answer with its exit code and CPU.
+
+    Ctrl-C (or the front's SIGTERM) ends the worker and the run in progress with it, its process group
+    included: a learner's busy loop must not outlive the watch."""
+    signal.signal(signal.SIGINT, _stop_worker)
+    signal.signal(signal.SIGTERM, _stop_worker)
     sys.path.insert(0, str(root))
     os.chdir(root)
     from tests.harness import airflow_env
     from tests.harness.target import Target
 
     home = airflow_env.configure(Target(target))  # before Airflow is imported, as the suite's conftest does
+    stopped = None
     try:
         _warm_up()
         print(json.dumps({"ready": True}), flush=True)
         for line in sys.stdin:
             request = json.loads(line)
             print(json.dumps(_run_forked(root, target, request)), flush=True)
+    except SystemExit as stop:  # Ctrl-C or the front's SIGTERM; the run in progress has been ended
+        stopped = stop.code if isinstance(stop.code, int) else 1
     finally:
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
-    return 0
+    sys.stdout.flush()
+    os._exit(stopped or 0)  # skips Airflow's exit hooks (seconds): the prompt waits for this process
 
 
 def _warm_up() -> None:
@@ -92,6 +104,21 @@ def _warm_up() -> None:
             continue
 
 
+def _stop_worker(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds _run_forked, which ends the run in progress
+
+
+def _die_with_parent() -> None:
+    """Linux: the child is killed when the worker dies, even by SIGKILL (its own children are in its group,
+    which the worker or the front ends)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _run_forked(root: Path, target: str, request: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     pid = os.fork()
@@ -99,10 +126,12 @@ def _run_forked(root: Path, target: str, request: dict[str, Any]) -> dict[str, A
         code = 70
         try:
             os.setpgid(0, 0)
+            _die_with_parent()
             log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(log, 1)
             os.dup2(log, 2)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             import pytest
 
             code = int(pytest.main(pytest_args(root, target, request)))
@@ -110,17 +139,25 @@ def _run_forked(root: Path, target: str, request: dict[str, Any]) -> dict[str, A
             sys.stderr.flush()
         finally:
             os._exit(code)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpgid(pid, pid)  # also here: a Ctrl-C right after the fork must find the child's group
     deadline = started + float(request.get("timeout", RUN_TIMEOUT))
-    while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            _kill_group(pid)
-            done, status, usage = os.wait4(pid, 0)
-            return {"exit": None, "cut": True, "wall_s": time.monotonic() - started,
-                    "cpu_s": usage.ru_utime + usage.ru_stime}
-        time.sleep(0.02)
+    try:
+        while True:
+            done, status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                _kill_group(pid)
+                done, status, usage = os.wait4(pid, 0)
+                return {"exit": None, "cut": True, "wall_s": time.monotonic() - started,
+                        "cpu_s": usage.ru_utime + usage.ru_stime}
+            time.sleep(0.02)
+    except BaseException:
+        _kill_group(pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
     return {"exit": os.waitstatus_to_exitcode(status), "cut": False, "wall_s": time.monotonic() - started,
             "cpu_s": usage.ru_utime + usage.ru_stime}
 
@@ -129,7 +166,7 @@ def pytest_args(root: Path, target: str, request: dict[str, Any]) -> list[str]:
     args = [*request["paths"], f"--target={target}", "-p", "grading.pytest_plugin",
             f"--grading-record={request['record']}", "-p", "grading.selection",
             f"--grading-tasks={','.join(request['tasks'])}",
-            f"--timeout={PER_TEST_TIMEOUT:g}", "--timeout-method=signal", f"--rootdir={root}",
+            f"--timeout={PER_TEST_TIMEOUT:g}", "--timeout-method=signal", "--grading-stop-on-hang", f"--rootdir={root}",
             "-c", str(root / "pyproject.toml"), "-p", "no:cacheprovider", "-q", "--tb=short"]
     if request.get("fast", True):
         args.append("--grading-fast")
@@ -147,18 +184,30 @@ class Worker:
     """The front's handle on the warm worker process."""
 
     def __init__(self, root: Path, target: str) -> None:
+        self.busy = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grading.watch", "--worker", str(root), target],
             cwd=root, env=graded_env(root), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        ready = self._answer()
+        try:
+            ready = self._answer()
+        except BaseException:  # Ctrl-C while Airflow is imported
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            raise
         if not ready.get("ready"):
             raise RuntimeError("the watch's test worker did not start")
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None
+        self.busy = True
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        return self._answer()
+        answer = self._answer()
+        self.busy = False
+        return answer
 
     def _answer(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -168,10 +217,15 @@ class Worker:
         return json.loads(line)
 
     def close(self) -> None:
+        """An idle worker ends when its input does; one still running tests (the front was interrupted) is
+        told to stop, which ends that run's process group too."""
+        if self.busy and self.process.poll() is None:
+            self.process.terminate()
         if self.process.stdin:
-            self.process.stdin.close()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -183,6 +237,7 @@ class Progress:
     """What the watch knows: the latest result of every criterion, and the task you are on."""
     exercises: list[Exercise]
     latest: dict[str, CriterionResult] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the latest run's (a run cut short, a crash)
 
     def tasks(self) -> list[tuple[Exercise, Task]]:
         return [(e, t) for e in self.exercises for t in e.tasks]
@@ -199,6 +254,7 @@ class Progress:
     def update(self, rubric: Rubric, run: Run, target: str, tasks: list[Task]) -> None:
         """The criteria of the tasks that ran take this run's result; the others keep theirs."""
         graded = grade(rubric, self.exercises, run, target=target)
+        self.notes = list(graded.notes)
         asked = {c.id for t in tasks for c in t.criteria}
         for criterion in graded.criteria:
             if criterion.id in asked:
@@ -218,8 +274,13 @@ def render(progress: Progress, *, target: str, summary: str, moved: list[str]) -
             mark = "  <- you are here" if current and current[1].id == task.id else ""
             state = "  fast tests pass" if progress.task_done(task) else ""
             dag_runs = f", {waiting} with DAG runs" if waiting and progress.task_done(task) else ""
+            after_hang = sum(bool(r and r.status == "not_run" and " hung before it " in r.message) for r in results)
+            if after_hang:
+                state = f"  ({after_hang} not run after a hang)"
             lines.append(f"  {task.number:<4} {task.title[:44]:<44} [{bar}] {met}/{len(task.criteria)}"
                          f"{state}{dag_runs}{mark}")
+    lines.append(f"\n{LEGEND}")
+    lines += [f"note: {note}" for note in progress.notes]
     lines += [f"\n{line}" for line in moved]
     if current is None:
         lines.append("\nEvery fast test passes. Run everything, DAG runs included: make check")
@@ -231,6 +292,13 @@ def render(progress: Progress, *, target: str, summary: str, moved: list[str]) -
         lines += ["", *next_step(missed[0])]
     lines.append(f"\nSave a file in starters/ to run {exercise.id} {task.number} again; Ctrl-C stops.")
     return "\n".join(lines)
+
+
+LEGEND = "[#] met  [x] failed  [.] not run yet (DAG runs: make check EXERCISE=.. TASK=..)"
+
+
+def tests_count(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
 
 
 def changes_in(folder: Path) -> Iterator[set[Path]]:
@@ -253,7 +321,8 @@ def watch_loop(root: Path, rubric: Rubric, exercises: list[Exercise], *, target:
             folders = sorted({e.test_folder for e in exercises if any(t in e.tasks for t in tasks)})
             request = {"paths": [f for f in folders if (root / f).is_dir()], "tasks": [t.id for t in tasks],
                        "record": str(record), "log": str(Path(scratch) / "pytest-output.txt"), "fast": fast}
-            answer = run_tests(request)
+            with Ticker(out, lambda: RunState(read_events(record)), per_test_limit=PER_TEST_TIMEOUT):
+                answer = run_tests(request)
             run = Run.from_record(record)
             if answer.get("cut"):
                 run.notes.append(f"the run was cut after {RUN_TIMEOUT:g} s")
@@ -265,7 +334,7 @@ def watch_loop(root: Path, rubric: Rubric, exercises: list[Exercise], *, target:
                     file.write(json.dumps({"tasks": request["tasks"], "fast": fast, "tests": len(run.tests),
                                            "wall_s": round(answer["wall_s"], 3),
                                            "cpu_s": round(answer["cpu_s"], 3), "at": time.time()}) + "\n")
-            return f"{len(run.tests)} tests in {answer['wall_s']:.1f} s"
+            return f"{tests_count(len(run.tests))} in {answer['wall_s']:.1f} s"
 
         def show(summary: str, moved: list[str]) -> None:
             out.write(("\033[2J\033[H" if clear else "\n") + render(progress, target=target, summary=summary,
@@ -276,6 +345,10 @@ def watch_loop(root: Path, rubric: Rubric, exercises: list[Exercise], *, target:
             """Move on past every task whose fast tests now pass, running the next one's straight away."""
             moved = []
             current = progress.current()
+            order = [t.id for _e, t in progress.tasks()]
+            if current is not None and before in order and order.index(current[1].id) < order.index(before):
+                moved.append(f"{current[1].id} broke: its fast tests fail again, so the watch is back on it")
+                before = current[1].id
             while current is not None and before is not None and current[1].id != before:
                 moved.append(f"{before} fast tests pass (its DAG runs: make check EXERCISE="
                              f"{before.split('.')[0]} TASK={before.rsplit('.', 1)[1]}); on to {current[1].id}")
@@ -297,9 +370,18 @@ def watch_loop(root: Path, rubric: Rubric, exercises: list[Exercise], *, target:
             current = progress.current()
             if current is None:
                 summary = run_tasks([t for _e, t in progress.tasks()], fast=True)
+            elif has_fast_tests(progress, current[1]):
+                # The tasks done before it share its module: a save that breaks one of them shows at once.
+                summary = run_tasks(with_done_before(progress, *current), fast=True)
             else:
-                summary = run_tasks([current[1]], fast=has_fast_tests(progress, current[1]))
+                summary = run_tasks([current[1]], fast=False)
             on_task = settle(summary, on_task)
+
+
+def with_done_before(progress: Progress, exercise: Exercise, task: Task) -> list[Task]:
+    """The exercise's tasks before `task` whose fast tests passed, then `task`."""
+    before = exercise.tasks[:exercise.tasks.index(task)]
+    return [t for t in before if progress.task_done(t)] + [task]
 
 
 def has_fast_tests(progress: Progress, task: Task) -> bool:
@@ -330,4 +412,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
-    sys.exit(worker_main(Path(sys.argv[2]), sys.argv[3]))
+    worker_main(Path(sys.argv[2]), sys.argv[3])

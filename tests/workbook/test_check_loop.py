@@ -75,7 +75,9 @@ def test_check_of_one_task_runs_and_shows_only_that_task(workbook, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "t2   parse and count" in out and "2/2  done" in out, out
-    assert " t1 " not in out and "ex02" not in out, f"check ex01 t2 shows another task:\n{out}"
+    shown, _, following = out.partition("Next task: ")
+    assert " t1 " not in shown and "ex02" not in shown, f"check ex01 t2 shows another task:\n{out}"
+    assert following.startswith("ex02.t1 greet: make check EXERCISE=ex02 TASK=t1"), f"a done task points on:\n{out}"
     code = main(["--root", str(workbook), "check", "ex01", "t1", "--timeout", "60"])
     out = capsys.readouterr().out
     assert "Next: ex01.t1.adds" in out and "more: make hint EXERCISE=ex01 TASK=t1" in out, out
