@@ -3,6 +3,7 @@ learner's starters/) in the sandbox and with --no-sandbox, one after the other, 
 
     .venv/bin/python benchmarks/sandbox_overhead.py            # both full grades (about 2 x 5 min)
     .venv/bin/python benchmarks/sandbox_overhead.py --startup  # only the cost of starting one sandbox
+    .venv/bin/python benchmarks/sandbox_overhead.py --judge-and-subject  # the split against one process
 
 Prints JSON: wall and CPU seconds (the grader's children: pytest, Airflow's processes) of each grade, the
 score each earned, and the overhead in percent (wall time; CPU time only for the unsandboxed grade).
@@ -78,9 +79,22 @@ def startup() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--startup", action="store_true", help="only time starting one sandbox")
+    parser.add_argument("--judge-and-subject", action="store_true",
+                        help="one sandboxed grade in one test process, one with --judge-and-subject (the split)")
     args = parser.parse_args()
     figures = startup()
-    if not args.startup:
+    if args.judge_and_subject:
+        with tempfile.TemporaryDirectory(prefix="workbook-bench-") as scratch:
+            submission = reference_submission(Path(scratch) / "learner")
+            split = timed_grade(submission, Path(scratch) / "split", "--judge-and-subject")
+            print(f"judge and subject: {split}", file=sys.stderr, flush=True)
+            one = timed_grade(submission, Path(scratch) / "one-process", "--one-process")
+            print(f"one process: {one}", file=sys.stderr, flush=True)
+        split.pop("cpu_s")
+        one.pop("cpu_s")
+        figures |= {"judge_and_subject": split, "one_process": one,
+                    "split_overhead_wall_percent": round(100 * (split["wall_s"] / one["wall_s"] - 1), 1)}
+    elif not args.startup:
         with tempfile.TemporaryDirectory(prefix="workbook-bench-") as scratch:
             submission = reference_submission(Path(scratch) / "learner")
             sandboxed = timed_grade(submission, Path(scratch) / "sandboxed")

@@ -275,6 +275,17 @@ def save(root: Path, verdicts: list[Verdict]) -> None:
         os.replace(scratch, path)
 
 
+def fresh_results(root: Path) -> set[str]:
+    """The entries whose saved verdict was made of the files as they are now (its digest still matches)."""
+    fresh, saved = set(), {}
+    for entry in catalogue(root):
+        if entry.exercise not in saved:
+            saved[entry.exercise] = {v["mistake"]: v for v in load_results(root / RESULTS / f"{entry.exercise}.json")}
+        if saved[entry.exercise].get(entry.path, {}).get("digest") == digest(root, entry):
+            fresh.add(entry.path)
+    return fresh
+
+
 def load_results(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
 
@@ -397,6 +408,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="the first mistake (by name) of each criterion and every alternative: what CI re-runs")
     parser.add_argument("--import-only", action="store_true",
                         help="only check that each mistake's code imports (no tests run)")
+    parser.add_argument("--stale", action="store_true",
+                        help="only the entries whose saved result no longer matches the files it depends on")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0, dest="per_test_timeout")
     parser.add_argument("--no-save", action="store_true", help="print the verdicts, write no results")
@@ -417,6 +430,9 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         wanted = {re.sub(r"\.(mistake|alternative)$", "", Path(o).name) for o in args.only}
         mistakes = [m for m in mistakes if m.name in wanted]
+    if args.stale:
+        fresh = fresh_results(root)
+        mistakes = [m for m in mistakes if m.path not in fresh]
     if args.one_per_criterion:
         first: dict[str, Mistake] = {}
         for entry in sorted(mistakes, key=lambda m: m.path):

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,9 @@ import pytest
 from grading.channel import CHANNEL_FD_VAR, SANDBOXED_VAR
 
 SPEED_CLASSES = {"integration": 1, "e2e": 2}
+# What the learner's code gave back in the test running now, when its type is not the one Airflow expects
+# (tests/conftest.py notes it: `OrderStatusSensor.poke() returned 'not yet' (str), not a bool or ...`).
+learner_notes: list[str] = []
 MESSAGE_LIMIT = 300
 _record_key = pytest.StashKey[dict[str, Any]]()
 _gate_key = pytest.StashKey[str]()
@@ -43,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="skip slow tests that cannot change the outcome (see grading.pytest_plugin)")
     group.addoption("--grading-deselect", default=None,
                     help="a file of node ids (one a line) not to run, e.g. the ones a crashed run already did")
+    group.addoption("--grading-stop-on-hang", action="store_true", default=False,
+                    help="once a test of a task times out, the task's other tests are not run (the learner's "
+                         "loop: code that hangs once would hang in each of them, costing the timeout every time)")
 
 
 ALL_EVENTS = frozenset({"collected", "collection_error", "start", "result", "finish"})
@@ -60,6 +67,8 @@ class Recorder:
         self.task_failed: dict[str, int] = {}  # task -> the fastest speed class that failed in it
         self.criterion_failed: set[str] = set()
         self.builds_on: dict[str, tuple[str, ...]] = {}  # task -> the tasks whose code it needs
+        self.stop_on_hang = False
+        self.hung: set[str] = set()  # tasks one of whose tests timed out
 
     def write(self, **event: Any) -> None:
         if os.getpid() != self.pid:
@@ -92,6 +101,7 @@ class Recorder:
 
     # ---- running ---------------------------------------------------------------------------------------
     def pytest_runtest_logstart(self, nodeid: str) -> None:
+        learner_notes.clear()
         self.write(event="start", nodeid=nodeid, at=time.time())
         if self.reap_clones:
             self.watchdog = _Watchdog(self.per_test_timeout)
@@ -107,7 +117,7 @@ class Recorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        report.grading_message = _message(report, call)
+        report.grading_message = _message(report, call, item.config.rootpath)
         report.grading_not_run = item.stash.get(_gate_key, None) is not None
         report.grading_criteria = _criteria(item)
         report.grading_speed = _speed(item)
@@ -128,7 +138,7 @@ class Recorder:
                 if getattr(report, "infrastructure", False):  # set by tests/conftest.py: Airflow failed
                     outcome = "infrastructure"
                 message = report.grading_message
-                timed_out = "Timeout" in message and "pytest-timeout" in message
+                timed_out = is_timeout(message)
                 break
             if report.skipped:
                 # A skip earns nothing: a submission must not be able to skip its way to points.
@@ -137,8 +147,9 @@ class Recorder:
         if not reports:
             outcome, message = "error", "pytest reported nothing for this test"
         duration = sum(r.duration for r in reports)
+        measured = _measured_in_subject()
         self.write(event="result", nodeid=nodeid, outcome=outcome, message=message, timed_out=timed_out,
-                   duration=round(duration, 3))
+                   duration=round(duration, 3), **({"measured": measured} if measured else {}))
         if self.reap_clones:
             self.watchdog.finished.set()
             _kill_forked_copies()
@@ -149,6 +160,8 @@ class Recorder:
             speed = getattr(last, "grading_speed", 0)
             for task in _tasks(criteria):
                 self.task_failed[task] = min(self.task_failed.get(task, speed), speed)
+                if timed_out:
+                    self.hung.add(task)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         self.write(event="finish", exitstatus=int(exitstatus))
@@ -157,6 +170,10 @@ class Recorder:
 
     def _gate_reason(self, item: pytest.Item) -> str | None:
         criteria = _criteria(item)
+        if self.stop_on_hang:
+            for task in sorted(_tasks(criteria)):
+                if task in self.hung:
+                    return f"not run: a test of {task} hung before it (a task stops at its first hang)"
         if self.gate == "criterion" and criteria and set(criteria) <= self.criterion_failed:
             return "not run: its criteria already failed in another test"
         if self.gate == "exercise":
@@ -185,6 +202,7 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = Recorder(file, config.getoption("--grading-gate"), reap_clones=sandboxed,
                             events=_events_of_this_process(config))
         recorder.per_test_timeout = float(config.getoption("timeout", default=0) or 0)
+        recorder.stop_on_hang = bool(config.getoption("--grading-stop-on-hang"))
         if recorder.gate == "exercise":
             recorder.builds_on = _builds_on(config.rootpath)
         config.stash[_record_key] = {"recorder": recorder}
@@ -311,6 +329,12 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
 
 
+def _measured_in_subject() -> list[str]:
+    """What this test measured inside the learner's process, in a judge/subject run (tests.harness.remote)."""
+    remote = sys.modules.get("tests.harness.remote")
+    return remote.take_measured() if remote is not None else []
+
+
 class StarterImportError(ImportError):
     """A learner's module does not import; its message is the one line that says where and why
     (`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`)."""
@@ -366,8 +390,32 @@ def lookup_message(excinfo: pytest.ExceptionInfo, test_file: str | os.PathLike[s
     return f"{where}: {shown} in `{' '.join(line.split())[:150]}`"
 
 
-def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
-    """The one line a learner needs: the starter's todo as is, else the exception's first line."""
+# Where a learner's code lives (the target's package): a frame there is the line a failure points at.
+LEARNER_FOLDERS = ("starters", "solutions")
+
+
+def learner_frame(excinfo: pytest.ExceptionInfo, root: Path) -> str | None:
+    """`starters/custom_sensors.py:73 in poke`: the innermost frame of the traceback in the learner's code
+    (for a timeout: where the code was when it was cut), or None when no frame is theirs."""
+    import traceback
+
+    root = root.resolve()
+    folders = [root / name for name in LEARNER_FOLDERS]
+    found = None
+    for frame in traceback.extract_tb(excinfo.tb):
+        path = Path(frame.filename)
+        if path.is_absolute() and any(path.is_relative_to(folder) for folder in folders):
+            found = f"{path.relative_to(root).as_posix()}:{frame.lineno} in {frame.name}"
+    return found
+
+
+def is_timeout(text: str) -> bool:
+    return "Timeout" in text and "pytest-timeout" in text
+
+
+def _message(report: pytest.TestReport, call: pytest.CallInfo, root: Path | None = None) -> str:
+    """The one line a learner needs: the starter's todo as is, else the exception's first line (with the line
+    of the learner's code it came from, or where a timeout cut it)."""
     if report.passed:
         return ""
     if report.skipped:
@@ -384,7 +432,14 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo) -> str:
         lookup = lookup_message(excinfo, report.fspath)
         if lookup:
             return _one_line(lookup)
-        return _one_line(excinfo.exconly()) or excinfo.typename
+        line = _one_line(excinfo.exconly()) or excinfo.typename
+        if learner_notes:
+            note = learner_notes[-1]
+            line = f"{line[:max(MESSAGE_LIMIT - len(note) - 2, 60)]}; {note}"
+        where = learner_frame(excinfo, root) if root is not None else None
+        if where and is_timeout(line):
+            return f"{line.removeprefix('Failed: ').rstrip('.')}: the code was at {where}"
+        return f"{line[:MESSAGE_LIMIT - len(where) - 8]} (at {where})" if where else line
     crash = getattr(report.longrepr, "reprcrash", None)
     return _one_line(crash.message if crash else str(report.longrepr))
 

@@ -20,11 +20,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from grading import record_check, sandbox
-from grading.channel import CHANNEL_FD_VAR, SANDBOXED_VAR
+from grading import record_check, record_schema, sandbox
+from grading.channel import CHANNEL_FD_VAR, SANDBOXED_VAR, SUBJECT_BWRAP_VAR, SUBJECT_MODE_VAR
 from grading.results import Run, read_events
 
 MAX_RESTARTS = 3
@@ -56,6 +57,13 @@ class RunOptions:
     extra_args: tuple[str, ...] = ()
     sandbox: Sandbox | None = None
     log_is_safe: bool = True  # False: the log may hold hidden tests' text, never quote it in an error
+    # The tests run in a judge process that never imports the learner's code; that code runs in a subject
+    # process the judge starts in a nested sandbox (tests.harness.remote, tests.harness.subject_sandbox).
+    judge_and_subject: bool = False
+    # A submission's: pytest's own error statuses prove nothing until this probe of the grader's (does pytest
+    # start here with a test of the grader's, and no learner code?) fails too.
+    pytest_starts: Callable[[RunOptions], bool] | None = None
+    on_record: Callable[[bytes], None] | None = None  # sees the record's bytes as they arrive (a progress line)
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
                     _one_exercise_at_a_time(options, run, started, done_before)
                     run.duration = time.monotonic() - started
                     return run
-                elif code in (pytest_usage_error, pytest_internal_error):
+                elif code in (pytest_usage_error, pytest_internal_error) and not _learner_could_have(options):
                     raise GradingError(f"pytest could not start (exit code {code}): "
                                        f"{_tail(options.log) if options.log_is_safe else _log_hint(options.log)}")
                 else:
@@ -172,6 +180,12 @@ def run_suite(options: RunOptions, done_before: frozenset[str] = frozenset()) ->
         run.add_events(read_events(record))
     run.duration = time.monotonic() - started
     return run
+
+
+def _learner_could_have(options: RunOptions) -> bool:
+    """Whether a usage or internal error status may be the submission's doing: pytest starts here with the
+    grader's own control test, so only the code it imported differed."""
+    return options.pytest_starts is not None and options.pytest_starts(options)
 
 
 def check_python_starts(options: RunOptions) -> None:
@@ -244,6 +258,10 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
     read_end, write_end = os.pipe()
     env = sandbox_env(options.root) if options.sandbox else graded_env(options.root)
     env[CHANNEL_FD_VAR] = str(write_end)
+    if options.judge_and_subject:
+        env[SUBJECT_MODE_VAR] = "remote"
+        if options.sandbox:
+            env[SUBJECT_BWRAP_VAR] = str(options.sandbox.bwrap)
     preexec = None
     if options.sandbox:
         command = sandbox.command(
@@ -255,7 +273,7 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
         def preexec() -> None:
             sandbox.apply_limits(limits)
     log = options.log.open("a", encoding="utf-8") if options.log else None
-    collector = _Collector(read_end, record)
+    collector = _Collector(read_end, record, options.on_record)
     try:
         if log:
             log.write("$ " + " ".join(command) + "\n")
@@ -289,12 +307,15 @@ class _Collector(threading.Thread):
     """Copies the test process's events from the pipe to the record until the process and its children end
     (or, unsandboxed, a moment after the process ended: a daemon holding the pipe speaks for nobody)."""
 
-    def __init__(self, fd: int, record: Path) -> None:
+    def __init__(self, fd: int, record: Path, on_record: Callable[[bytes], None] | None = None) -> None:
         super().__init__(daemon=True)
-        self.fd, self.record = fd, record
+        self.fd, self.record, self.on_record = fd, record, on_record
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        # A flood is drained (the writer never blocks on a full pipe) but kept only up to the record's limit:
+        # the record lives on the grader's disk.
+        room = record_schema.room_left(self.record)
         with selectors.DefaultSelector() as selector, self.record.open("ab") as out:
             selector.register(self.fd, selectors.EVENT_READ)
             while True:
@@ -303,8 +324,12 @@ class _Collector(threading.Thread):
                     chunk = os.read(self.fd, 65536)
                     if not chunk:
                         return
-                    out.write(chunk)
-                    out.flush()
+                    if room > 0:
+                        out.write(chunk[:room])
+                        out.flush()
+                        if self.on_record is not None:
+                            self.on_record(chunk[:room])
+                        room -= len(chunk[:room])
                 elif self.stopping.is_set():
                     return
 

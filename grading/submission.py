@@ -2,12 +2,19 @@
 
 1. A graded tree is built fresh (grading.graded_tree): a learner release's files plus the hidden tests, the
    submission's starters/ (regular .py files only), a copy of the DB template. No solutions/, no .git.
-   Files that would run on their own (compiled modules, site hooks, conftest.py, airflow_local_settings.py)
-   or a starters/ that is a symlink refuse the submission.
-2. Canaries are planted (grading.canaries) and the tree is hashed.
-3. Every test process runs in the sandbox (grading.sandbox) and reports over an inherited pipe.
-4. A canary with the wrong outcome or a changed tree makes the verdict `tampered` (0 points, evidence in
-   DIR/instructor/). Review flags (grading.review) go to the instructor's report.
+   Files that would run on their own (compiled modules, site hooks, conftest.py, airflow_local_settings.py),
+   names no report can carry (not UTF-8, colliding, too long), a file the review cannot parse under its
+   limits, or a starters/ that is a symlink refuse the submission.
+2. The tree is hashed (and, with `--one-process`, canaries are planted: grading.canaries).
+3. Every test process runs in the sandbox (grading.sandbox) as a judge: it never imports the learner's code,
+   which runs in a subject process the judge starts in a nested sandbox and reaches only through plain data
+   (tests.harness.remote, tests.harness.subject_sandbox; `--one-process` puts it back in the test process).
+   The judge reports over an inherited pipe; the record is
+   decoded with a schema and a size limit (grading.record_schema) and held to the grader's own test names
+   (grading.inventory). "Could not grade" needs the grader's own probe to fail too (grading.probes).
+4. A canary with the wrong outcome, a record that breaks its rules or a changed tree makes the verdict
+   `tampered` (0 points, evidence in DIR/instructor/). Review flags (grading.review) go to the instructor's
+   report.
 5. This process writes every file: the learner-safe report.md, results.json, junit.xml (hidden criteria:
    title and pass/fail only) in DIR, the full report and pytest's log in DIR/instructor/.
 """
@@ -16,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from grading import canaries, graded_tree, reports, review, sandbox
+from grading import canaries, graded_tree, inventory, probes, reports, review, sandbox, unmasked
+from grading.git_head import read_commit
 from grading.grade import add_grading_options, publish, test_paths
 from grading.release import solution_code
 from grading.results import Grade, Run, grade, scrub, withhold
@@ -45,6 +52,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the graded tree in this folder (debugging)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run the tests without bubblewrap (only for code you trust)")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--judge-and-subject", dest="judge_and_subject", action="store_true", default=True,
+                       help="the default: the tests run in a judge process that never imports the learner's code; "
+                            "that code runs in a subject process of its own sandbox (tests.harness.remote)")
+    split.add_argument("--one-process", dest="judge_and_subject", action="store_false",
+                       help="the learner's code in the test process itself (canaries and the record checks "
+                            "are the only defence: for comparison and debugging)")
     parser.add_argument("--max-processes", type=int, default=sandbox.PROCESSES,
                         help="processes and threads the sandboxed tests may have at once (default: %(default)s)")
     parser.add_argument("--max-memory-gib", type=float, default=sandbox.MEMORY_BYTES / 1024**3,
@@ -65,26 +79,9 @@ def submission_starters(path: Path) -> Path:
 
 
 def submission_commit(path: Path) -> str | None:
-    """The checked-out commit, read from .git without running git (its config is the learner's)."""
-    git = path.absolute() / ".git"
-    if not git.is_dir():
-        return None
-    try:
-        head = (git / "HEAD").read_text(encoding="utf-8").strip()
-        if head.startswith("ref: "):
-            ref = head[5:].strip()
-            if ".." in ref:
-                return None
-            loose = git / ref
-            if loose.is_file():
-                head = loose.read_text(encoding="utf-8").strip()
-            else:
-                packed = (git / "packed-refs").read_text(encoding="utf-8") if (git / "packed-refs").is_file() else ""
-                head = next((line.split()[0] for line in packed.splitlines()
-                             if line.endswith(f" {ref}") and not line.startswith("#")), "")
-    except (OSError, UnicodeDecodeError):
-        return None
-    return head if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", head) else None
+    """The checked-out commit, read from .git without running git (its config is the learner's), every file
+    bounded and reached without a link, nothing outside the submission (grading.git_head)."""
+    return read_commit(path, confined=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         if args.keep and tree_root.exists():
             shutil.rmtree(tree_root)
         tree = graded_tree.build(root, starters, tree_root)
+        flags = [] if tree.refusals else review.scan(tree.root / LEARNER_OWNED)
+        tree.refusals += review.refusals(flags)
         if tree.refusals:
             refused = withhold(grade(rubric, exercises, Run(), target="starter", submission=learner), "refused",
                                "not graded: the submission was refused (see the notes)")
@@ -127,8 +126,10 @@ def run(args: argparse.Namespace) -> int:
             refused.commit = commit
             _write_instructor(instructor, refused, evidence=[], flags=[])
             return publish(refused, args)
-        flags = review.scan(tree.root / LEARNER_OWNED)
-        planted = canaries.plant(tree.root, exercises)
+        # Canaries test the test process's honesty: a judge that never runs learner code needs none, and a
+        # judge starved by the subject (a fork bomb) would leave them unrun, which is not tampering.
+        planted = canaries.plant(tree.root, exercises) if not args.judge_and_subject else []
+        known_tests = inventory.Inventory.of_tree(tree.root, exercises)  # the grader's names, canaries included
         before = graded_tree.digest(tree.root)
         log = instructor / "pytest-output.txt"
         log.write_text("", encoding="utf-8")
@@ -136,16 +137,27 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(
             root=tree.root, target="starter", paths=paths, per_test_timeout=args.per_test_timeout,
             run_timeout=args.run_timeout, log=log, log_is_safe=False, echo=args.echo and args.reveal_hidden,
+            judge_and_subject=args.judge_and_subject,
+            pytest_starts=probes.pytest_starts,
             sandbox=Sandbox(bwrap=bwrap, cache=tree.root / graded_tree.CACHE_FOLDER, limits=sandbox.Limits(
                 memory_bytes=int(args.max_memory_gib * 1024**3), processes=args.max_processes)) if bwrap else None)
         try:
             if options.sandbox:  # once per submission, before any test process
                 check_python_starts(options)
             result = run_suite(options) if paths else Run(notes=["no exercise has a test folder yet"])
+            probes.settle_infrastructure(options, result)  # Airflow failing is believed only if it fails the grader too
         except GradingError as error:
             return could_not_grade(str(error))
         evidence = [f"graded tree {line}" for line in graded_tree.changes(before, graded_tree.digest(tree.root))]
+        result.violations += inventory.confine(result, known_tests)
         cut = any("was cut" in note for note in result.notes)
+        if args.judge_and_subject:
+            # The judge writes the record: a broken order there is a judge that died (killed or starved by the
+            # subject), which costs the tests it was running, not a forgery.
+            broken = [line for line in result.violations if line.startswith("record ")]
+            if broken:  # named nowhere a learner reads: a line may name a hidden test
+                result.notes.append(f"the judge's record broke off {len(broken)} time(s): a test process died")
+            result.violations = [line for line in result.violations if not line.startswith("record ")]
         evidence = canaries.evidence(planted, result, run_was_cut=cut, exercises=exercises) + result.violations + evidence
         canaries.remove(planted, result)
         result.notes = [_hide_canaries(note, planted) for note in result.notes]
@@ -166,9 +178,19 @@ def run(args: argparse.Namespace) -> int:
             if evidence:
                 withhold(graded, "tampered", "not graded: the run was tampered with")
                 graded.flags.insert(0, "tampered")
-                graded.notes.insert(0, TAMPERED_NOTE)
-        _write_instructor(instructor, full, evidence=evidence, flags=flags)
+                # The record lied somewhere: nothing it says (test names in notes) reaches the learner.
+                graded.notes = [TAMPERED_NOTE, *skipped] if graded is shown else [TAMPERED_NOTE, *graded.notes]
+        _write_instructor(instructor, full, evidence=evidence, flags=flags, measured=measured_in_subject(result))
         return publish(shown, args)
+
+
+def measured_in_subject(run: Run) -> dict[str, set[str]]:
+    """Criterion -> what its tests measured inside the learner's process (a judge/subject run only)."""
+    measured: dict[str, set[str]] = {}
+    for test in run.tests.values():
+        for criterion in test.criteria if test.measured else []:
+            measured.setdefault(criterion, set()).update(test.measured)
+    return measured
 
 
 SECRET_LINE_LENGTH = 20
@@ -182,12 +204,20 @@ def secret_detector(root: Path, tree: Path):
                  if len(line.strip()) >= SECRET_LINE_LENGTH}
         (hidden if path.name.startswith("test_hidden") else public).update(lines)
     hidden -= public
+    # A line squeezed to its letters and digits, unless a public line squeezes to the same.
+    squeezed = {unmasked.squeezed(line) for line in hidden} - {unmasked.squeezed(line) for line in public}
+    squeezed = {line for line in squeezed if len(line) >= unmasked.MIN_SQUEEZED}
     code = solution_code(root) if (root / "solutions").is_dir() else None
 
     def quotes_a_secret(text: str) -> bool:
-        if any(line in text for line in hidden):
-            return True
-        return code is not None and (any(line in text for line in code.lines) or bool(code.leaks_in(text)))
+        forms = unmasked.forms(text)  # unescaped, decoded, reversed: a message may carry a line encoded
+        for form in forms:
+            if any(line in form for line in hidden):
+                return True
+            if code is not None and (any(line in form for line in code.lines) or bool(code.leaks_in(form))):
+                return True
+        squeezed_forms = [unmasked.squeezed(form) for form in forms]
+        return any(line in form for form in squeezed_forms for line in squeezed)
     return quotes_a_secret
 
 
@@ -197,14 +227,21 @@ def _hide_canaries(note: str, planted: list[canaries.Canary]) -> str:
     return note
 
 
-def _write_instructor(folder: Path, full: Grade, *, evidence: list[str], flags: list[review.Flag]) -> None:
-    """DIR/instructor/: the full report (hidden details, tamper evidence, review flags) and its JSON."""
+def _write_instructor(folder: Path, full: Grade, *, evidence: list[str], flags: list[review.Flag],
+                      measured: dict[str, set[str]] | None = None) -> None:
+    """DIR/instructor/: the full report (hidden details, tamper evidence, review flags, what was measured
+    inside the learner's process) and its JSON."""
     lines = []
     if evidence:
         lines += ["# Tampering evidence", "", *[f"- {line}" for line in evidence], ""]
     if flags:
         lines += ["# Review flags (read these lines before trusting the grade)", "",
                   *[f"- `{flag.where}`: {flag.what}" for flag in flags], ""]
+    if measured:
+        lines += ["# Measured inside the learner's process", "",
+                  "These criteria's tests read what the learner's own process reports (its log records, a DAG run "
+                  "or deployment it hosts, a module patched in it): a submission could forge those readings.", "",
+                  *[f"- {criterion}: {', '.join(sorted(kinds))}" for criterion, kinds in sorted(measured.items())], ""]
     body = "\n".join(lines) + ("\n" if lines else "") + reports.markdown(full)
     for name, text in (("report.md", body),
                        ("results.json", json.dumps(full.to_json() | {"evidence": evidence,

@@ -6,7 +6,6 @@ import importlib
 import shlex
 import shutil
 import sys
-import traceback
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,7 +13,15 @@ import pytest
 
 from grading.environment import wrong_environment
 from tests.harness import infrastructure
-from tests.harness.target import ENV_VAR, PACKAGES, REPO_ROOT, UnknownTarget, current_target, resolve
+from tests.harness.target import (
+    ENV_VAR,
+    PACKAGES,
+    REPO_ROOT,
+    UnknownTarget,
+    current_target,
+    import_error,
+    resolve,
+)
 
 # Checked before the simulators' plugin is loaded: outside the venv it would fail on `import aiohttp`.
 _WRONG_ENVIRONMENT = wrong_environment(shlex.join([".venv/bin/pytest", *sys.argv[1:]]))
@@ -47,9 +54,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.workbook_target = target
     config.workbook_airflow_home = airflow_env.configure(target)
+    from tests.harness import remote
+
+    if remote.enabled():
+        remote.guard_imports()
+        from tests.harness import subject_sandbox
+
+        if subject_sandbox.wanted():
+            remote.use_starter(subject_sandbox.starter(config))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.harness import remote
+
+    remote.stop()
     home: Path | None = getattr(config, "workbook_airflow_home", None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
@@ -68,34 +86,52 @@ _import_errors: dict[Path, str | None] = {}  # exercise test folder -> why its m
 _skipped_folders: set[Path] = set()
 
 
+IMPORT_TIMEOUT_S = 120.0  # a module whose import hangs costs its exercise, not the whole run
+
+
 def starter_import_error(module: str) -> str | None:
     """`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`, or None when the module imports."""
-    target = current_target()
-    try:
-        importlib.import_module(f"{target.package}.{module}")
-    except SyntaxError as error:
-        where = _relative(Path(error.filename)) if error.filename else f"{target.package}/{module}.py"
-        return f"{where}:{error.lineno}: {type(error).__name__}: {error.msg}"
-    except Exception as error:  # the learner's module raised while importing: name its own line
-        sys.modules.pop(f"{target.package}.{module}", None)
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if _inside(Path(f.filename), target.folder)]
-        where = f"{_relative(Path(frames[-1].filename))}:{frames[-1].lineno}" if frames \
-            else f"{target.package}/{module}.py"
-        text = str(error).strip().splitlines()
-        return f"{where}: {type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-    return None
+    from tests.harness import remote
+
+    if remote.enabled():  # a graded run: the subject imports it, never this process
+        try:
+            return remote.call_in_subject(import_error, module, answer_within=IMPORT_TIMEOUT_S)
+        except remote.SubjectGone as gone:
+            return f"{current_target().package}/{module}.py: importing it failed: {gone}"
+    why = import_error(module)
+    if why is None:
+        _note_odd_pokes(importlib.import_module(f"{current_target().package}.{module}"))
+    return why
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
+def _note_odd_pokes(module) -> None:
+    """A poke() that returns neither a bool nor a PokeReturnValue (a str, a dict, None) is read as done or not
+    by its truth, and a test sees only that truth: each such value is noted, so the failure can show it."""
+    import functools
 
+    from airflow.sdk import PokeReturnValue
+    from airflow.sdk.bases.sensor import BaseSensorOperator
 
-def _relative(path: Path) -> str:
-    return path.resolve().relative_to(REPO_ROOT).as_posix() if _inside(path, REPO_ROOT) else str(path)
+    from grading.pytest_plugin import learner_notes
+
+    for cls in list(vars(module).values()):
+        if not (isinstance(cls, type) and issubclass(cls, BaseSensorOperator) and cls.__module__ == module.__name__
+                and "poke" in vars(cls)) or getattr(vars(cls)["poke"], "notes_odd_returns", False):
+            continue
+
+        def noting(original, name: str):
+            @functools.wraps(original)
+            def poke(*args, **kwargs):
+                result = original(*args, **kwargs)
+                if not isinstance(result, bool | PokeReturnValue):
+                    learner_notes.append(f"{name}.poke() returned {result!r:.80} ({type(result).__name__}), "
+                                         "not a bool or a PokeReturnValue")
+                return result
+
+            poke.notes_odd_returns = True
+            return poke
+
+        cls.poke = noting(vars(cls)["poke"], cls.__name__)
 
 
 def _exercise_modules() -> dict[Path, tuple[str, list[str]]]:
@@ -165,9 +201,27 @@ def _starter_import_items(session: pytest.Session) -> list[pytest.Item]:
     return items
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A test file named on the command line that imports its folder's module at import time fails to collect
+    with that import's traceback: one line says it instead."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        folder = collector.path.resolve().parent
+        if folder in _skipped_folders and _import_errors.get(folder):
+            report.longrepr = f"{collector.nodeid}: {_import_errors[folder]}"
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     """Fast tests first: unit, then integration (dag.test), then e2e (real Airflow processes)."""
+    # A test file or test id named on the command line is collected even when its folder's module does not
+    # import: its tests would each fail on that import, at length. The one item that says why stands for them.
+    stood_for = [item for item in items if Path(item.path).resolve().parent in _skipped_folders]
+    if stood_for:
+        items[:] = [item for item in items if Path(item.path).resolve().parent not in _skipped_folders]
+        session.config.hook.pytest_deselected(items=stood_for)
     items[:0] = _starter_import_items(session)
 
     def speed(item: pytest.Item) -> int:
@@ -176,17 +230,51 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     items.sort(key=speed)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests.harness import remote
+
+    remote.take_measured()  # what is measured from here on is this test's
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from tests.harness import remote
+
+    remote.after_test()  # a subject left inside a call this test gave up on does not serve the next test
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     report.criteria = [m.args[0] for m in item.iter_markers("criterion") if m.args]
     if report.failed and call.excinfo is not None:
-        message = _starter_message(call.excinfo.value)
+        from grading.pytest_plugin import learner_notes
+
+        if learner_notes:
+            report.sections.append(("what your code returned", "\n".join(dict.fromkeys(learner_notes))))
+        message = _starter_message(call.excinfo.value) or _hang_message(call.excinfo, item.config.rootpath)
         if message:
             report.longrepr = f"{item.nodeid}: {message}"
         else:
             infrastructure.annotate_report(item, call, report)  # Airflow's failure, not the learner's
     return report
+
+
+def _hang_message(excinfo: pytest.ExceptionInfo, root: Path) -> str | None:
+    """A test cut by its timeout inside the learner's code: the line it was on, not pages of stack."""
+    from grading.pytest_plugin import is_timeout, learner_frame
+
+    text = excinfo.exconly()
+    if not is_timeout(text):
+        return None
+    where = learner_frame(excinfo, root)
+    return f"{text.removeprefix('Failed: ').rstrip('.')}: the code was at {where}" if where else None
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    from grading.pytest_plugin import learner_notes
+
+    learner_notes.clear()  # each test shows only what the code returned in it
 
 
 def pytest_report_teststatus(report: pytest.TestReport):

@@ -10,11 +10,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import structlog.testing
 
 from fixtures.clock import SimClock
 from fixtures.ml_data import MLDataSources
 from fixtures.order_db import OrderDB
+from tests.harness.logs import captured_logs
 
 
 @pytest.fixture(scope="session")
@@ -76,5 +76,5 @@ class SensorLog:
 
 @pytest.fixture
 def sensor_log() -> Iterator[SensorLog]:
-    with structlog.testing.capture_logs() as events:
+    with captured_logs() as events:
         yield SensorLog(events)

@@ -11,6 +11,7 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
 from tests.harness import make_context
+from tests.harness.remote import subject_module
 
 HEALTHY = {"status": "healthy", "version": "1.0"}
 
@@ -225,7 +226,7 @@ def test_connection_errors_retried_within_one_poke(sensors, health_server):
 def test_backoff_doubles_and_is_bounded(sensors, health_server, monkeypatch):
     health_server.drop_connections = True
     slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(subject_module("time"), "sleep", slept.append)
     sensor = make_sensor(sensors, health_server.health_url, connect_retries=4, retry_backoff=0.5,
                          max_retry_backoff=1.5)
     poke(sensor)

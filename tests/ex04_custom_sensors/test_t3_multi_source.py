@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from tests.harness import make_context
 from tests.harness.reschedule import RescheduledTask
+from tests.harness.time_travel import travel
 
 
 class Switch:
@@ -354,11 +355,4 @@ def test_no_conditions_is_refused_saying_so(sensors):
 
 def _travel(sensors, monkeypatch, seconds: float) -> None:
     """Move the sensor's notion of now forward (it reads airflow.sdk.timezone.utcnow or time)."""
-    import time as time_module
-
-    from airflow.sdk import timezone
-
-    real_utcnow, real_time, real_monotonic = timezone.utcnow, time_module.time, time_module.monotonic
-    monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(seconds=seconds))
-    monkeypatch.setattr(time_module, "time", lambda: real_time() + seconds)
-    monkeypatch.setattr(time_module, "monotonic", lambda: real_monotonic() + seconds)
+    travel(monkeypatch, seconds)

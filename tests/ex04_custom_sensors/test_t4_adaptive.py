@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowRescheduleException
 
 from tests.harness import make_context
 from tests.harness.context import call_execute
+from tests.harness.remote import subject_module
 
 
 @pytest.fixture
@@ -184,7 +185,7 @@ def test_poke_records_each_attempt(sensors, drop, history):
 @pytest.mark.criterion("ex04.t4.interval_is_waited")
 @pytest.mark.parametrize("exponential_backoff", [False, True])
 def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypatch, exponential_backoff):
-    import airflow.sdk.bases.sensor as sensor_module
+    sensor_module = subject_module("airflow.sdk.bases.sensor")
 
     # With exponential_backoff Airflow computes its own wait from poke_interval unless the sensor answers
     # _get_next_poke_interval itself (the chapter's hint 2): the adaptive interval must still be the one waited.
@@ -220,7 +221,7 @@ def test_reschedule_mode_reschedules_at_the_adaptive_interval(sensors, drop, his
 
 @pytest.mark.criterion("ex04.t4.manual_override")
 def test_override_interval_wins(sensors, drop, history, monkeypatch):
-    import airflow.sdk.bases.sensor as sensor_module
+    sensor_module = subject_module("airflow.sdk.bases.sensor")
 
     sensor = make_sensor(sensors, drop, history, override_interval=5, timeout=3600)
     record(sensor, successes=10, failures=0)

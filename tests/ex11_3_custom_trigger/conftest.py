@@ -1,18 +1,17 @@
-"""Fixtures of Exercise 11.3: the exercise module of the target, a landing zone for files, helpers that
-watch the event loop and aiohttp sessions, and the real Airflow deployment for the e2e tests (one triggerer;
-the failover test starts a second one)."""
+"""Fixtures of Exercise 11.3: the exercise module of the target, a landing zone for files, fixtures that
+watch the trigger where it runs (its aiohttp sessions, its output, the start of its run()), and the real
+Airflow deployment for the e2e tests (one triggerer; the failover test starts a second one)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import aiohttp
 import pytest
 
 from fixtures.atomic import atomic_write_text
@@ -20,6 +19,9 @@ from fixtures.clock import SimClock
 from fixtures.health_server import HealthServer
 from tests.harness.airflow_processes import airflow_processes  # noqa: F401  (the e2e fixture)
 from tests.harness.infrastructure import scaled
+from tests.harness.output import learner_log  # noqa: F401  (what the trigger printed and logged)
+from tests.harness.remote import SubjectGone
+from tests.harness.resources import sessions  # noqa: F401  (the aiohttp sessions the trigger made)
 
 
 @pytest.fixture(scope="session")
@@ -76,52 +78,23 @@ def landing_zone(tmp_path: Path) -> Iterator[LandingZone]:
     zone.close()
 
 
-# ---- watching the event loop and the aiohttp sessions -------------------------------------------------
-class SlowCallbacks(logging.Handler):
-    """Collects asyncio debug mode's "Executing <...> took 0.250 seconds" warnings."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "took" in message and "seconds" in message:
-            self.messages.append(message)
-
-
-def run_in_debug_loop(make: Callable[[], Awaitable[Any]], slow_callback: float) -> tuple[Any, list[str]]:
-    """Run `make()` in a fresh event loop in asyncio debug mode; returns (its result, the slow callbacks)."""
-    handler = SlowCallbacks()
-    logger = logging.getLogger("asyncio")
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    loop = asyncio.new_event_loop()
-    loop.set_debug(True)
-    loop.slow_callback_duration = slow_callback
-    try:
-        result = loop.run_until_complete(make())
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-    return result, handler.messages
-
-
+# ---- watching the trigger where it runs: the start of its run() ---------------------------------------
 @pytest.fixture
-def sessions(monkeypatch: pytest.MonkeyPatch) -> list[aiohttp.ClientSession]:
-    """Every aiohttp.ClientSession created during the test (however the code under test imports it)."""
-    created: list[aiohttp.ClientSession] = []
-    original = aiohttp.ClientSession.__init__
+def run_started() -> Iterator[Callable[[type], Any]]:
+    """`run_started(TriggerClass)`: an event set when a run() of that class starts (undone after the test)."""
+    # Imported here: a conftest loads before the session configures Airflow, and the probes import Airflow.
+    from tests.ex11_3_custom_trigger.probes import signal_run_start
 
-    def init(self, *args, **kwargs):
-        created.append(self)
-        original(self, *args, **kwargs)
+    made: list[Any] = []
 
-    monkeypatch.setattr(aiohttp.ClientSession, "__init__", init)
-    return created
+    def observe(trigger_class: type) -> Any:
+        made.append(signal_run_start(trigger_class))
+        return made[-1]
+
+    yield observe
+    for observed in reversed(made):
+        with contextlib.suppress(SubjectGone):
+            observed.undo()
 
 
 async def wait_until(condition: Callable[[], bool], what: str, task: asyncio.Task | None = None,

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,15 +14,16 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop
+from tests.ex11_3_custom_trigger.probes import events_in_debug_loop
 from tests.harness import call_execute, collect_events, drive_deferral, first_event, make_context, roundtrip
 from tests.harness.dagrun import load_dag
+from tests.harness.remote import subject_module
 from tests.harness.reschedule import RescheduledTask
-from tests.harness.target import current_target
 
-
-class TeamFilePatternTrigger(current_target().module("custom_trigger").FilePatternTrigger):
-    """A team's subclass: its serialize() must name the subclass, so the classpath comes from the class."""
+# A team's subclass (TeamFilePatternTrigger): its serialize() must name the subclass, so the classpath comes
+# from the class. It is defined beside the learner's class, where the trigger runs.
+team = subject_module("tests.ex11_3_custom_trigger.team_triggers")
+patches = subject_module("tests.harness.patches")
 
 
 @pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
@@ -39,9 +37,10 @@ def test_serialize_keeps_every_argument(ct, target, landing_zone):
     assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
     roundtrip(trigger)
     roundtrip(ct.FilePatternTrigger(pattern=landing_zone.pattern()))
-    rebuilt = roundtrip(TeamFilePatternTrigger(pattern=landing_zone.pattern()))
-    assert type(rebuilt) is TeamFilePatternTrigger, (
-        f"serialize() of a subclass: expected it to rebuild TeamFilePatternTrigger, got {type(rebuilt).__qualname__}"
+    rebuilt = roundtrip(team.TeamFilePatternTrigger(pattern=landing_zone.pattern()))
+    assert team.class_of(rebuilt) is team.TeamFilePatternTrigger, (
+        f"serialize() of a subclass: expected it to rebuild TeamFilePatternTrigger, got "
+        f"{team.class_of(rebuilt).__qualname__}"
     )
 
 
@@ -135,21 +134,13 @@ async def test_times_out_and_yields_once(ct, landing_zone):
 @pytest.mark.criterion("ex11_3.t3.non_blocking")
 def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
     landing_zone.drop("a.csv")
-    real_scandir, real_listdir = os.scandir, os.listdir
-
-    def slow_scandir(*args, **kwargs):  # storage where a directory listing takes 0.25 s
-        time.sleep(0.25)
-        return real_scandir(*args, **kwargs)
-
-    def slow_listdir(*args, **kwargs):
-        time.sleep(0.25)
-        return real_listdir(*args, **kwargs)
-
-    monkeypatch.setattr(os, "scandir", slow_scandir)
-    monkeypatch.setattr(os, "listdir", slow_listdir)
+    trigger_os = subject_module("os")  # the one the trigger lists directories with
+    # Storage where a directory listing takes 0.25 s.
+    monkeypatch.setattr(trigger_os, "scandir", patches.slowed(trigger_os.scandir, 0.25))
+    monkeypatch.setattr(trigger_os, "listdir", patches.slowed(trigger_os.listdir, 0.25))
     trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.8)
     # A listing on the loop holds it for the whole 0.25 s; 0.2 s leaves a loaded machine its pauses.
-    events, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.2)
+    events, slow = events_in_debug_loop(trigger, within=10, slow_callback=0.2)
     assert not slow, f"run() listed the directory on the event loop (slow storage, asyncio debug): {slow[:3]}"
     assert len(events) == 1 and events[0].payload.get("status") == "timeout", f"expected one timeout event, got {events!r}"
 
@@ -158,7 +149,7 @@ def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
 def test_waiting_between_looks_does_not_block_the_event_loop(ct, landing_zone):
     trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=1.0, timeout=2.5)
     # A time.sleep(1.0) on the loop shows as one callback of 1 s; 0.5 s leaves a loaded machine its pauses.
-    events, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.5)
+    events, slow = events_in_debug_loop(trigger, within=10, slow_callback=0.5)
     assert not slow, f"run() waited between looks on the event loop (asyncio debug): {slow[:3]}"
     assert len(events) == 1 and events[0].payload.get("status") == "timeout", f"expected one timeout event, got {events!r}"
 
@@ -177,7 +168,7 @@ def test_sensor_returns_at_once_when_the_files_are_there(ct, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, monkeypatch):
+def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, run_started):
     landing_zone.drop("a.csv")
     sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=3,
                                   poke_interval=0.05, timeout=30)
@@ -192,15 +183,7 @@ def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, mo
     assert deferred.timeout is not None and deferred.timeout >= timedelta(seconds=30), (
         f"defer(timeout=...) must bound the deferral by the sensor's timeout (30 s), got {deferred.timeout}"
     )
-    started = threading.Event()
-    original_run = ct.FilePatternTrigger.run
-
-    async def observed_run(self):
-        started.set()
-        async for event in original_run(self):
-            yield event
-
-    monkeypatch.setattr(ct.FilePatternTrigger, "run", observed_run)
+    started = run_started(ct.FilePatternTrigger)
     landing_zone.drop_when(started, ["c.csv", "b.csv"])
     run = drive_deferral(sensor)
     expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv", "c.csv")]
@@ -269,17 +252,9 @@ def test_sensor_in_poke_mode_without_deferral(ct, landing_zone):
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_3.t3.dag_runs")
-def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch):
+def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch, run_started):
     landing_zone.drop("2025-01-01.csv")
-    started = threading.Event()
-    original_run = ct.FilePatternTrigger.run
-
-    async def observed_run(self):  # dag.test() runs the trigger in this process
-        started.set()
-        async for event in original_run(self):
-            yield event
-
-    monkeypatch.setattr(ct.FilePatternTrigger, "run", observed_run)
+    started = run_started(ct.FilePatternTrigger)  # dag.test() runs the trigger where the learner's code runs
     env = {"WORKBOOK_LANDING_DIR": str(landing_zone.root), "WORKBOOK_MIN_FILES": "3", "WORKBOOK_POLL_INTERVAL": "0.05"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

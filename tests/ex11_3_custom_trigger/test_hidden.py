@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
 
 import pytest
 
 from tests.ex11_3_custom_trigger.conftest import wait_until
 from tests.harness import first_event
+from tests.harness.resources import resource_warnings
 
 
 @pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
 @pytest.mark.parametrize("while_", ["a request is in flight", "it sleeps between polls"])
-def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_server, sessions, caplog, while_):
+def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_server, sessions, learner_log, while_):
     """The chapter: cancelling run() closes the session (held in `async with`), without cleanup()'s help, and
     the cancellation is never swallowed."""
     health_server.force("maintenance")
@@ -38,15 +37,12 @@ def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_serve
         except asyncio.CancelledError:
             return asyncio.CancelledError
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with resource_warnings() as unclosed:  # a garbage collection at its end: what is left open warns
         outcome = asyncio.run(cancel_mid_wait())
-        gc.collect()
     assert outcome is asyncio.CancelledError, (
         f"run() cancelled while {while_}: expected the CancelledError to propagate (never swallow the "
         f"cancellation), got {outcome!r}")
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    unclosed += [m for m in learner_log.messages() if "Unclosed" in m]
     assert all(s.closed for s in sessions) and (sessions or while_ != "a request is in flight"), (
         f"run() cancelled while {while_}, cleanup() not called: expected its aiohttp.ClientSession closed, "
         f"{sum(not s.closed for s in sessions)} of {len(sessions)} still open")
@@ -54,7 +50,7 @@ def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_serve
 
 
 @pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
-def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, caplog):
+def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, learner_log):
     """The triggerer cancels run() when the trigger moves or the task is cleared: nothing may stay open."""
     health_server.force("maintenance")
     trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
@@ -67,12 +63,9 @@ def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, 
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with resource_warnings() as unclosed:  # a garbage collection at its end: what is left open warns
         asyncio.run(cancel_mid_wait())
-        gc.collect()
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    unclosed += [m for m in learner_log.messages() if "Unclosed" in m]
     assert sessions, "run() polled without an aiohttp.ClientSession"
     assert all(s.closed for s in sessions), (
         f"cancelled after 3 polls: expected every aiohttp.ClientSession closed, "

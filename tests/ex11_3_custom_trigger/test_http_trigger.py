@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
-import warnings
-from datetime import timedelta
 
 import pytest
 from aiohttp import web
-from airflow.sdk import timezone
 
 from fixtures.health_server import HealthServer
-from tests.ex11_3_custom_trigger.conftest import run_in_debug_loop, wait_until
+from tests.ex11_3_custom_trigger.conftest import wait_until
+from tests.ex11_3_custom_trigger.probes import events_in_debug_loop
 from tests.harness import collect_events, first_event, roundtrip, run_in_fresh_process
 from tests.harness.airflow_processes import free_port
-from tests.harness.target import current_target
+from tests.harness.remote import subject_module
+from tests.harness.resources import resource_warnings
+from tests.harness.time_travel import shifted
 
-
-class TeamHttpPollingTrigger(current_target().module("custom_trigger").HttpPollingTrigger):
-    """A team's subclass: its serialize() must name the subclass, so the classpath comes from the class."""
+# A team's subclass (TeamHttpPollingTrigger): its serialize() must name the subclass, so the classpath comes
+# from the class. It is defined beside the learner's class, where the trigger runs.
+team = subject_module("tests.ex11_3_custom_trigger.team_triggers")
 
 
 def make(ct, server: HealthServer, **overrides):
@@ -57,10 +56,11 @@ def test_serialize_keeps_every_argument_and_the_importable_classpath(ct, target)
 
 @pytest.mark.criterion("ex11_3.t1.serialize_roundtrip")
 def test_a_subclass_serializes_its_own_classpath():
-    trigger = TeamHttpPollingTrigger("http://127.0.0.1:9/health", expected_value="up")
+    trigger = team.TeamHttpPollingTrigger("http://127.0.0.1:9/health", expected_value="up")
     rebuilt = roundtrip(trigger)
-    assert type(rebuilt) is TeamHttpPollingTrigger, (
-        f"serialize() of a subclass: expected it to rebuild TeamHttpPollingTrigger, got {type(rebuilt).__qualname__}"
+    assert team.class_of(rebuilt) is team.TeamHttpPollingTrigger, (
+        f"serialize() of a subclass: expected it to rebuild TeamHttpPollingTrigger, got "
+        f"{team.class_of(rebuilt).__qualname__}"
     )
 
 
@@ -269,9 +269,9 @@ async def test_the_deadline_is_measured_on_a_monotonic_clock(ct, health_server, 
     task = asyncio.create_task(first_event(make(ct, health_server, poll_interval=0.02, timeout=30), within=20))
     await wait_until(lambda: len(health_server.requests) >= 1, "the first poll", task)
     # The wall clock jumps an hour ahead (an NTP correction, a VM resumed): the deadline must not move.
-    real_time, real_utcnow = time.time, timezone.utcnow
-    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
-    monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(hours=1))
+    trigger_time, trigger_timezone = subject_module("time"), subject_module("airflow.sdk.timezone")
+    monkeypatch.setattr(trigger_time, "time", shifted(trigger_time.time, 3600))
+    monkeypatch.setattr(trigger_timezone, "utcnow", shifted(trigger_timezone.utcnow, 3600))
     polls = len(health_server.requests)
     await wait_until(lambda: len(health_server.requests) >= polls + 2 or task.done(), "two more polls")
     health_server.force("healthy")
@@ -298,15 +298,14 @@ async def test_a_401_is_an_error_not_a_reason_to_poll_again(ct, health_server):
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")
 @pytest.mark.asyncio
-async def test_no_url_password_reaches_the_log_while_polling(ct, health_server, capfd, caplog):
-    caplog.set_level(logging.DEBUG)
+async def test_no_url_password_reaches_the_log_while_polling(ct, health_server, learner_log):
+    learner_log.set_level(logging.DEBUG)
     health_server.queue_response(503, {"status": "maintenance"})
     health_server.queue_response(200, "not json")
     with_password = health_server.health_url.replace("http://", "http://robot:pa55word@", 1)
     payload = payload_of(await collect_events(make(ct, health_server, endpoint=with_password), within=5),
                          "run() against a URL with a password: a 503, malformed JSON, then healthy")
-    captured = capfd.readouterr()
-    logged = captured.out + captured.err + "\n".join(r.getMessage() for r in caplog.records)
+    logged = learner_log.text()
     assert payload.get("status") == "success", f"a 503, malformed JSON, then healthy: expected success, got {payload!r}"
     where = [w for w, text in (("the event", str(payload)), ("the log", logged)) if "pa55word" in text]
     assert not where, (
@@ -316,15 +315,14 @@ async def test_no_url_password_reaches_the_log_while_polling(ct, health_server, 
 
 @pytest.mark.criterion("ex11_3.t1.fatal_errors")
 @pytest.mark.asyncio
-async def test_no_credential_reaches_an_event_or_the_log(ct, health_server, capfd, caplog):
+async def test_no_credential_reaches_an_event_or_the_log(ct, health_server, learner_log):
     health_server.require_bearer("right")
     with_password = health_server.health_url.replace("http://", "http://robot:pa55word@", 1)
     payloads = [payload_of(await collect_events(make(ct, health_server, endpoint=with_password), within=5),
                            "run() against a URL with a password, answered 401"),
                 payload_of(await collect_events(make(ct, health_server, headers={"Authorization": "Bearer t0k3n"}),
                                                 within=5), "run() with a wrong bearer token, answered 401")]
-    captured = capfd.readouterr()
-    logged = captured.out + captured.err + "\n".join(r.getMessage() for r in caplog.records)
+    logged = learner_log.text()
     assert [p.get("status") for p in payloads] == ["error", "error"], f"two 401s: expected two errors, got {payloads}"
     leaks = {secret: [where for where, text in (("events", str(payloads)), ("log", logged)) if secret in text]
              for secret in ("pa55word", "t0k3n")}
@@ -395,14 +393,14 @@ def test_never_blocks_the_event_loop(ct, health_server):
     asyncio.run(collect_events(make(ct, health_server, poll_interval=0.25, timeout=0.3), within=10))
     trigger = make(ct, health_server, poll_interval=0.25, timeout=1.2)
     # A blocking call holds the loop for the whole 0.25 s latency; 0.2 s leaves a loaded machine its pauses.
-    result, slow = run_in_debug_loop(lambda: collect_events(trigger, within=10), slow_callback=0.2)
+    result, slow = events_in_debug_loop(trigger, within=10, slow_callback=0.2)
     assert not slow, f"run() blocked the event loop (asyncio debug, slow_callback_duration=0.2 s): {slow[:3]}"
     assert payload_of(result, "run() under asyncio debug")["status"] == "timeout"
 
 
 @pytest.mark.criterion("ex11_3.t1.no_unclosed_session")
 @pytest.mark.parametrize("ending", ["timeout", "error"])
-def test_the_session_is_closed_however_the_run_ends(ct, health_server, sessions, caplog, ending):
+def test_the_session_is_closed_however_the_run_ends(ct, health_server, sessions, learner_log, ending):
     if ending == "timeout":
         health_server.force("maintenance")
         trigger = make(ct, health_server, timeout=0.3)
@@ -413,30 +411,24 @@ def test_the_session_is_closed_however_the_run_ends(ct, health_server, sessions,
     async def drain() -> list:
         return [event async for event in trigger.run()]  # to its end, as the triggerer runs it
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with resource_warnings() as unclosed:  # a garbage collection at its end: what is left open warns
         events = asyncio.run(drain())
-        gc.collect()
     statuses = [e.payload.get("status") for e in events]
     assert statuses == [ending], f"run() to its end ({ending}): expected one {ending!r} event, got {statuses}"
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    unclosed += [m for m in learner_log.messages() if "Unclosed" in m]
     assert sessions and all(s.closed for s in sessions) and not unclosed, (
         f"run() ended with a {ending} event: expected its aiohttp.ClientSession closed, "
         f"{sum(not s.closed for s in sessions)} of {len(sessions)} still open, warnings {unclosed[:3]}")
 
 
 @pytest.mark.criterion("ex11_3.t1.no_unclosed_session")
-def test_one_session_per_run_and_nothing_left_open(ct, health_server, sessions, caplog):
+def test_one_session_per_run_and_nothing_left_open(ct, health_server, sessions, learner_log):
     for _ in range(3):
         health_server.queue_response(503, '{"status": "maintenance"}')
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with resource_warnings() as unclosed:  # a garbage collection at its end: what is left open warns
         payload = asyncio.run(first_event(make(ct, health_server), within=10)).payload
-        gc.collect()
     assert payload.get("status") == "success", f"3 x 503 then healthy: expected success, got {payload!r}"
-    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    unclosed += [r.getMessage() for r in caplog.records if "Unclosed" in r.getMessage()]
+    unclosed += [m for m in learner_log.messages() if "Unclosed" in m]
     assert not unclosed, f"run() left resources open: {unclosed[:3]}"
     assert len(sessions) == 1, f"4 polls in one run(): expected one aiohttp.ClientSession, got {len(sessions)}"
     assert all(s.closed for s in sessions), "run() ended with its aiohttp.ClientSession still open"

@@ -1,4 +1,5 @@
-"""Fixtures of Exercise 11.4: the module under test and the fake vector store on a free port."""
+"""Fixtures of Exercise 11.4: the module under test, the fake vector store on a free port, and what the
+trigger printed, logged and opened (observed where it runs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 
 from fixtures.clock import SimClock
 from fixtures.vector_store import VectorStore
+from tests.harness.output import learner_log  # noqa: F401  (what the code under test printed and logged)
+from tests.harness.resources import sessions  # noqa: F401  (the aiohttp sessions the trigger made)
 
 MODULE = "vector_store_sensor"
 

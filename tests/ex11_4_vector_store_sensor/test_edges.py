@@ -61,11 +61,6 @@ def outcome(call):
         return None, exc, time.monotonic() - started
 
 
-def log_lines(capfd, caplog) -> list[str]:
-    captured = capfd.readouterr()
-    return (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
-
-
 # ---- ex11_4.t1.backends ---------------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.backends")
 def test_parsed_status_keeps_the_collection_and_stays_in_three_states(vs, make_store, backend):
@@ -221,12 +216,12 @@ RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:[A-Za-z]+\s*)?(?:/\s*s(?:ec)?\b|per\s+s
 
 
 @pytest.mark.criterion("ex11_4.t1.logs_progress")
-def test_logged_rate_is_the_indexing_speed(vs, make_store, capfd, caplog):
+def test_logged_rate_is_the_indexing_speed(vs, make_store, learner_log):
     store = make_store("qdrant", index_rate=2, time_scale=25)  # 50 documents per real second
     add_documents(store, 30)
     payload, _ = fire(make_trigger(vs, store, expected_count=30, poll_interval=0.05))
     assert payload.get("status") == "success", f"trigger while 30 documents get indexed: got {payload!r}"
-    rates = [float(m.group(1)) for line in log_lines(capfd, caplog)
+    rates = [float(m.group(1)) for line in learner_log.lines()
              if re.search(r"\b\d+/30\b", line) and (m := RATE.search(line))]
     assert len(rates) >= 2, f"trigger while 30 documents get indexed at 50/s: expected progress lines with a rate, got {rates}"
     typical = statistics.median(rates)
@@ -237,13 +232,13 @@ def test_logged_rate_is_the_indexing_speed(vs, make_store, capfd, caplog):
 
 
 @pytest.mark.criterion("ex11_4.t1.logs_progress")
-def test_the_poll_that_finds_the_index_ready_logs_its_progress_too(vs, make_store, capfd, caplog):
+def test_the_poll_that_finds_the_index_ready_logs_its_progress_too(vs, make_store, learner_log):
     store = make_store("chroma")
     add_documents(store, 14)
     index_everything(store)
     payload, _ = fire(make_trigger(vs, store, expected_count=14))
     assert payload.get("status") == "success", f"trigger on a ready collection of 14: got {payload!r}"
-    lines = [line for line in log_lines(capfd, caplog) if re.search(r"\b14/14\b", line) and re.search(r"\d%", line)]
+    lines = [line for line in learner_log.lines() if re.search(r"\b14/14\b", line) and re.search(r"\d%", line)]
     assert lines, (
         "trigger whose first poll finds a ready collection of 14: expected a log line with the progress it saw "
         "(14/14 and the percentage, progress is logged at every poll), found none"
@@ -314,13 +309,13 @@ def test_execute_complete_raises_with_the_event_message(vs, make_store, kind, ex
 
 # ---- ex11_4.t2.progress_in_log --------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t2.progress_in_log")
-def test_quick_check_of_a_ready_index_logs_what_it_saw(vs, make_store, capfd, caplog):
+def test_quick_check_of_a_ready_index_logs_what_it_saw(vs, make_store, learner_log):
     store = make_store("qdrant")
     add_documents(store, 12)
     index_everything(store)
     result, error, _ = outcome(lambda: call_execute(make_sensor(vs, store, expected_count=12)))
     assert error is None and isinstance(result, dict), f"VectorStoreSensor on a ready collection: got {error!r}"
-    lines = [line for line in log_lines(capfd, caplog) if re.search(r"\b12/12\b", line) and "%" in line]
+    lines = [line for line in learner_log.lines() if re.search(r"\b12/12\b", line) and "%" in line]
     assert lines, (
         "VectorStoreSensor's quick check on a ready collection of 12: expected the task log to show what it saw "
         "(12/12 and the percentage), found no such line"

@@ -6,7 +6,6 @@ import asyncio
 import socket
 import time
 
-import aiohttp
 import pytest
 
 from tests.ex11_4_vector_store_sensor.helpers import (
@@ -92,17 +91,9 @@ def test_timeout_message_gives_the_last_error(vs, make_store):
 
 # ---- ex11_4.t1.closes_session ---------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.closes_session")
-def test_cancelled_trigger_closes_its_http_session(vs, make_store, monkeypatch):
+def test_cancelled_trigger_closes_its_http_session(vs, make_store, sessions):
     store = make_store("qdrant")
     add_documents(store, 10)  # frozen: never ready
-    sessions: list[aiohttp.ClientSession] = []
-    original_init = aiohttp.ClientSession.__init__
-
-    def recording_init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        sessions.append(self)
-
-    monkeypatch.setattr(aiohttp.ClientSession, "__init__", recording_init)
     trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=10, backend="qdrant",
                                          base_url=store.url, poll_interval=0.02, timeout=60)
 

@@ -204,14 +204,13 @@ def test_unexpected_event_is_not_success(vs, make_store):
 
 # ---- ex11_4.t2.progress_in_log --------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t2.progress_in_log")
-def test_poke_mode_logs_progress(vs, make_store, capfd, caplog):
+def test_poke_mode_logs_progress(vs, make_store, learner_log):
     store = make_store("qdrant", index_rate=1, time_scale=50)  # 20 documents in 0.4 s
     add_documents(store, 20)
     _, error, _ = timed(lambda: call_execute(make_sensor(vs, store, expected_count=20, deferrable=False,
                                                          poke_interval=0.05)))
     assert error is None, f"VectorStoreSensor(deferrable=False) while indexing 20 documents: got {error!r}"
-    captured = capfd.readouterr()
-    lines = (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
+    lines = learner_log.lines()
     progress = {m.group(1) for line in lines if (m := re.search(r"\b(\d+)/20\b", line)) and "%" in line}
     assert len(progress) >= 2, (
         f"VectorStoreSensor poking while 20 documents get indexed: expected task-log lines with 'indexed/20' "

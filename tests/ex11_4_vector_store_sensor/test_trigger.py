@@ -6,7 +6,6 @@ import asyncio
 import re
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 
@@ -16,9 +15,13 @@ from tests.ex11_4_vector_store_sensor.helpers import (
     index_everything,
     status_requests,
 )
+from tests.ex11_4_vector_store_sensor.probes import first_event_and_worst_loop_gap
 from tests.harness import collect_events, first_event, roundtrip, run_in_fresh_process
+from tests.harness.remote import subject_module
+from tests.harness.time_travel import shifted
 
 pytestmark = pytest.mark.timeout(60)
+patches = subject_module("tests.harness.patches")  # replacements built where the trigger runs
 
 
 def make_trigger(vs, store, **overrides):
@@ -118,29 +121,6 @@ def test_trigger_pointed_at_the_other_dialect_reports_an_error(vs, make_store):
 
 
 # ---- ex11_4.t1.polls_async ------------------------------------------------------------------------------
-def first_event_and_worst_loop_gap(trigger) -> tuple[dict, float]:
-    """Run `trigger` to its first event beside a 10 ms heartbeat; the payload and the heartbeat's longest gap."""
-    async def scenario():
-        gaps: list[float] = []
-
-        async def heartbeat():
-            last = time.monotonic()
-            while True:
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        beat = asyncio.create_task(heartbeat())
-        try:
-            event = await first_event(trigger, within=10)
-        finally:
-            beat.cancel()
-        return event.payload, max(gaps)
-
-    return asyncio.run(scenario())
-
-
 @pytest.mark.criterion("ex11_4.t1.polls_async")
 def test_polling_never_blocks_the_event_loop(vs, make_store):
     store = make_store("qdrant")
@@ -291,8 +271,6 @@ async def polled_until(condition, task: asyncio.Task) -> None:
 
 @pytest.mark.criterion("ex11_4.t1.timeout_with_detail")
 def test_the_timeout_is_measured_on_a_monotonic_clock(vs, make_store, monkeypatch):
-    from airflow.sdk import timezone
-
     store = make_store("qdrant")
     add_documents(store, 10)  # stays indexing until the test moves the store's clock
 
@@ -300,9 +278,9 @@ def test_the_timeout_is_measured_on_a_monotonic_clock(vs, make_store, monkeypatc
         task = asyncio.create_task(first_event(make_trigger(vs, store, timeout=30, poll_interval=0.02), within=20))
         await polled_until(lambda: status_requests(store, "qdrant") >= 1, task)
         # The wall clock jumps an hour ahead (an NTP correction, a VM resumed): the deadline must not move.
-        real_time, real_utcnow = time.time, timezone.utcnow
-        monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
-        monkeypatch.setattr(timezone, "utcnow", lambda: real_utcnow() + timedelta(hours=1))
+        trigger_time, trigger_timezone = subject_module("time"), subject_module("airflow.sdk.timezone")
+        monkeypatch.setattr(trigger_time, "time", shifted(trigger_time.time, 3600))
+        monkeypatch.setattr(trigger_timezone, "utcnow", shifted(trigger_timezone.utcnow, 3600))
         polls = status_requests(store, "qdrant")
         await polled_until(lambda: status_requests(store, "qdrant") >= polls + 2, task)
         index_everything(store)
@@ -317,13 +295,12 @@ def test_the_timeout_is_measured_on_a_monotonic_clock(vs, make_store, monkeypatc
 
 # ---- ex11_4.t1.logs_progress ----------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.logs_progress")
-def test_progress_is_logged_at_every_poll_even_without_change(vs, make_store, capfd, caplog):
+def test_progress_is_logged_at_every_poll_even_without_change(vs, make_store, learner_log):
     store = make_store("qdrant")
     add_documents(store, 20)  # frozen clock: 0/20 indexed at every poll
     payload, _ = fire(make_trigger(vs, store, expected_count=20, poll_interval=0.05, timeout=0.6))
     polls = status_requests(store, "qdrant")
-    captured = capfd.readouterr()
-    messages = (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
+    messages = learner_log.lines()
     progress = [m for m in messages if re.search(r"\b0/20\b", m) and re.search(r"\d%", m)]
     assert payload.get("status") == "timeout" and polls >= 3 and len(progress) >= polls - 1, (
         f"trigger polling a collection stuck at 0/20 for 0.6 s: expected a progress line at every poll ({polls} "
@@ -335,10 +312,9 @@ def test_the_deadline_is_monotonic_not_the_wall_clock(vs, make_store, monkeypatc
     store = make_store("qdrant", index_rate=1000, time_scale=1)
     add_documents(store, 10)
     late = threading.Timer(0.3, index_everything, args=(store,))
-    real, jumps = time.time, iter(range(10**9))
     # The wall clock jumps an hour forward at every reading (an NTP step, a VM resumed): a deadline kept on it
     # passes at once; one on time.monotonic() does not.
-    monkeypatch.setattr(time, "time", lambda: real() + 3600 * next(jumps))
+    monkeypatch.setattr(subject_module("time"), "time", patches.wall_clock_jumping(3600))
     late.start()
     try:
         payload, _ = fire(make_trigger(vs, store, expected_count=10, timeout=10))
@@ -351,14 +327,13 @@ def test_the_deadline_is_monotonic_not_the_wall_clock(vs, make_store, monkeypatc
 
 
 @pytest.mark.criterion("ex11_4.t1.logs_progress")
-def test_progress_is_logged_while_indexing(vs, make_store, capfd, caplog):
+def test_progress_is_logged_while_indexing(vs, make_store, learner_log):
     store = make_store("qdrant", index_rate=1, time_scale=50)  # 20 documents take 0.4 s
     add_documents(store, 20)
     payload, _ = fire(make_trigger(vs, store, expected_count=20, poll_interval=0.03))
     assert payload.get("status") == "success", f"trigger while 20 documents get indexed: got {payload!r}"
-    captured = capfd.readouterr()
-    # Airflow's structured log goes to the console; a stdlib logger's records land in caplog.
-    messages = (captured.out + captured.err).splitlines() + [r.getMessage() for r in caplog.records]
+    # Airflow's structured log goes to the console; a stdlib logger's records are kept as records.
+    messages = learner_log.lines()
     with_counts = [m for m in messages if re.search(r"\b\d+/20\b", m)]
     progress = [m for m in with_counts if re.search(r"\d%", m)]
     assert progress or not with_counts, (

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.harness.remote import in_subject, note_measured
+
 TRIGGER = "concurrent_watcher"
 CONTEXT = {"inbox": "/data/inbox", "filename": "data_file_1.csv"}
 # Longer than any worker needs to reach its check, shorter than sqlite3's default 5 s busy timeout, so a
@@ -26,9 +28,13 @@ def _is_duplicate_check(sql: str) -> bool:
     return "trigger_executions" in sql and sql.lstrip().upper().startswith("SELECT")
 
 
-def holding_the_check_open(barrier: Any, pause: float = PAUSE) -> Callable[..., sqlite3.Connection]:
-    """A `sqlite3.connect` whose connections pause after each duplicate check, at `barrier`."""
+def holding_the_check_open(barrier: Any = None, pause: float = PAUSE, parties: int = 2
+                           ) -> Callable[..., sqlite3.Connection]:
+    """A `sqlite3.connect` whose connections pause after each duplicate check, at `barrier` (without one, a
+    `threading.Barrier(parties)` of this process: built where the checking code runs)."""
     real_connect = sqlite3.connect
+    if barrier is None:
+        barrier = threading.Barrier(parties)
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         connection = real_connect(*args, **kwargs)
@@ -63,7 +69,14 @@ def start_in_process(db_path: str, ready: Any, pause_barrier: Any) -> None:
 
 
 def start_in_processes(db_path: Path, workers: int) -> list[int | None]:
-    """Run `workers` processes against `db_path`; their exit codes."""
+    """Run `workers` processes against `db_path`; their exit codes. In a graded run the processes are started
+    by the subject: they import the learner's code, which the judge never does."""
+    note_measured("the exit codes of worker processes")
+    return _start_in_processes(db_path, workers)
+
+
+@in_subject(always=True)
+def _start_in_processes(db_path: Path, workers: int) -> list[int | None]:
     spawn = multiprocessing.get_context("spawn")
     ready, pause_barrier = spawn.Barrier(workers), spawn.Barrier(2)
     processes = [spawn.Process(target=start_in_process, args=(str(db_path), ready, pause_barrier))

@@ -4,10 +4,11 @@ stand-in for Airflow's REST API that the webhook receiver talks to, and helpers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,9 @@ from fixtures.http import BackgroundServer
 from fixtures.landing_zone import LandingZone
 from fixtures.queue_sim import QueueSimulator
 from fixtures.webhook_sender import WebhookSender
+from tests.ex11_5_event_driven.probes import start_server
+from tests.harness.output import learner_log  # noqa: F401  (what the learner's code printed and logged)
+from tests.harness.remote import subject_module
 
 SECRET = "my-shared-secret"
 TOKEN = "workbook-test-token-7f3a"
@@ -44,6 +48,19 @@ def landing(tmp_path: Path) -> Iterator[LandingZone]:
 def queue_sim() -> Iterator[QueueSimulator]:
     with QueueSimulator(clock=SimClock(time_scale=0), arrival_rate=0) as server:
         yield server
+
+
+@contextlib.contextmanager
+def raises_learners(exception_class: Any) -> Generator[None, None, None]:
+    """`pytest.raises` for an exception class of the learner's module: in a graded run that class lives in the
+    subject, and what its code raised comes back as a stand-in that `isinstance` recognises by the class."""
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, exception_class):
+            return
+        raise
+    pytest.fail(f"DID NOT RAISE {exception_class!r}")
 
 
 # ---- driving an event trigger -------------------------------------------------------------------------
@@ -161,7 +178,7 @@ def fake_airflow() -> Iterator[FakeAirflow]:
 @dataclass
 class RunningReceiver:
     receiver: Any
-    server: BackgroundServer
+    server: Any  # the learner's app's BackgroundServer (in a graded run, a reference to the subject's)
     sender: WebhookSender
 
     def wait_for(self, condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
@@ -178,14 +195,14 @@ class RunningReceiver:
 def webhook(ed: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[..., RunningReceiver]]:
     """`webhook(**overrides)` starts the target's WebhookReceiver (asset target, fast retries) on a free
     port in front of `fake_airflow`, with a signing sender for its endpoint."""
-    servers: list[BackgroundServer] = []
+    servers: list[Any] = []
 
     def start(**overrides: Any) -> RunningReceiver:
         options = {"secret": SECRET, "airflow_url": fake_airflow.url, "airflow_token": TOKEN,
                    "asset_uri": ASSET_URI, "retry_delays": (0.01, 0.02, 0.04), "max_body_bytes": 64 * 1024,
                    **overrides}
         receiver = ed.WebhookReceiver(**options)
-        server = BackgroundServer(receiver.make_app).start()
+        server = start_server(receiver.make_app)  # beside the learner's code: the judge only sends requests
         servers.append(server)
         sender = WebhookSender(f"{server.url}{receiver.path}", SECRET)
         return RunningReceiver(receiver, server, sender)
@@ -204,8 +221,7 @@ def is_queue_context(context: Any, queue_url: str, depth: int) -> bool:
 
 def assets_in(condition: Any) -> list[Any]:
     """The Asset objects of a DAG's asset condition (Asset, AssetAll/AssetAny nested), in order."""
-    from airflow.sdk import Asset
-
+    Asset = subject_module("airflow.sdk").Asset  # noqa: N806 (the class the DAG's objects are instances of)
     if isinstance(condition, Asset):
         return [condition]
     return [asset for part in getattr(condition, "objects", ()) for asset in assets_in(part)]

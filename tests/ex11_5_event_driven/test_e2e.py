@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from fixtures.atomic import atomic_write_text
-from fixtures.http import BackgroundServer
 from fixtures.webhook_sender import WebhookSender, minio_notification
 from tests.ex11_5_event_driven.conftest import ASSET_URI, SECRET
+from tests.ex11_5_event_driven.probes import start_server
 
 QUIET_SECONDS = 6  # after the run: several watcher polls (1 s apart) in which a re-fire would show
 
@@ -89,7 +89,8 @@ def test_a_signed_webhook_starts_exactly_one_run(receiver_ready, airflow_process
     token = httpx.get(f"{airflow_processes.base_url}/auth/token", timeout=10).raise_for_status().json()["access_token"]
     receiver = ed.WebhookReceiver(secret=SECRET, airflow_url=airflow_processes.base_url, airflow_token=token,
                                   asset_uri=ASSET_URI, retry_delays=(0.5, 1, 2, 4, 8))
-    with BackgroundServer(receiver.make_app) as server:
+    server = start_server(receiver.make_app)  # beside the learner's code: the judge only sends requests
+    try:
         sender = WebhookSender(f"{server.url}{receiver.path}", SECRET)
         payload = minio_notification("landing/bronze/sales/2025-01-15.parquet")
         statuses = [sender.send(payload)[0], sender.send(payload)[0]]
@@ -100,5 +101,7 @@ def test_a_signed_webhook_starts_exactly_one_run(receiver_ready, airflow_process
             f"the webhook-triggered run's XCom: expected the notification's key, got {collected!r}"
         )
         time.sleep(2)  # a second delivery, if the replay had been queued, would be in by now
+    finally:
+        server.stop()
     again = [r for r in runs(airflow_processes, dag_id) if r["run_type"] == "asset_triggered"]
     assert len(again) == 1, f"one notification (and its replay): expected exactly one run, got {again!r}"

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
-import io
 import os
-import threading
 from datetime import datetime
 
 import pytest
 
+from tests.ex11_5_event_driven import probes
 from tests.ex11_5_event_driven.conftest import assets_in, no_event, take_events
 from tests.harness import roundtrip
 from tests.harness.dagrun import load_dag
+from tests.harness.remote import subject_module
 
 
 def watcher(ed, landing, tmp_path, pattern="*.csv"):
@@ -23,8 +22,7 @@ def watcher(ed, landing, tmp_path, pattern="*.csv"):
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
 def test_serialize_keeps_every_argument(ed, target, landing, tmp_path):
-    from airflow.triggers.base import BaseEventTrigger
-
+    BaseEventTrigger = subject_module("airflow.triggers.base").BaseEventTrigger  # noqa: N806 (the learner's base)
     trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.parquet", state_path=str(tmp_path / "s.json"),
                                   poll_interval=2.5)
     assert isinstance(trigger, BaseEventTrigger), "NewObjectTrigger must subclass BaseEventTrigger (AssetWatcher)"
@@ -109,34 +107,24 @@ async def test_an_object_rewritten_later_is_new_again(ed, landing, tmp_path):
 def test_listing_runs_off_the_event_loop(ed, landing, tmp_path, monkeypatch):
     landing.drop("a.csv")
     trigger = watcher(ed, landing, tmp_path)
-    loop_thread = threading.get_ident()
-    on_loop: list[str] = []
+    # The file operations of the learner's code, recorded where it runs with the thread each ran on.
+    recorder = probes.call_recorder()
+    trigger_os = subject_module("os")
     for name in ("scandir", "listdir", "stat", "replace", "rename"):
-        real = getattr(os, name)
-
-        def spy(*args, _real=real, _name=name, **kwargs):
-            if threading.get_ident() == loop_thread:
-                on_loop.append(f"os.{_name}{args[:1]!r}")
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(os, name, spy)
-    real_open = builtins.open
-
-    def open_spy(file, *args, **kwargs):  # the state file (under tmp_path) read or written on the loop
-        if threading.get_ident() == loop_thread and str(file).startswith(str(tmp_path)):
-            on_loop.append(f"open({str(file)!r})")
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", open_spy)
-    monkeypatch.setattr(io, "open", open_spy)  # pathlib's read_text and write_text open through io.open
+        monkeypatch.setattr(trigger_os, name, recorder.wrap(getattr(trigger_os, name), f"os.{name}"))
+    for module in ("builtins", "io"):  # pathlib's read_text and write_text open through io.open
+        opener = subject_module(module)
+        monkeypatch.setattr(opener, "open", recorder.wrap(opener.open, "open"))
     events = asyncio.run(take_events(trigger, 1))
     monkeypatch.undo()
+    on_loop = [f"{call['name']}({call['args'][0]!r})" for call in recorder.calls() if call["on_loop"] and call["args"]
+               and (call["name"] != "open" or call["args"][0].startswith(str(tmp_path)))]  # open: the state file
     assert events, "no event"
     assert not on_loop, f"run() listed or read files on the event loop's thread (use asyncio.to_thread): {on_loop[:3]}"
 
 
 @pytest.mark.criterion("ex11_5.t1.watcher_wiring")
-def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, landing, tmp_path, monkeypatch):
+def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, target, landing, tmp_path, monkeypatch):
     env = {"WORKBOOK_LANDING_URL": landing.url, "WORKBOOK_WATCHER_STATE": str(tmp_path / "w.json"),
            "WORKBOOK_POLL_INTERVAL": "0.01"}
     for key, value in env.items():
@@ -147,8 +135,8 @@ def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, landing, tm
     assert len(watchers) == 1, f"ex11_5_landing_zone: expected schedule=[an Asset with one AssetWatcher], " \
                                f"got timetable {dag.timetable!r}"
     trigger = watchers[0].trigger
-    assert type(trigger).__name__ == "NewObjectTrigger" and type(trigger).__module__ == ed.__name__, (
-        f"the watcher's trigger: expected {ed.__name__}.NewObjectTrigger, got {type(trigger)!r}"
+    assert probes.class_of(trigger) is ed.NewObjectTrigger, (
+        f"the watcher's trigger: expected {target.package}.event_driven.NewObjectTrigger, got {probes.class_of(trigger)!r}"
     )
     _, kwargs = trigger.serialize()
     assert kwargs.get("prefix") == landing.url and kwargs.get("state_path") == env["WORKBOOK_WATCHER_STATE"], (

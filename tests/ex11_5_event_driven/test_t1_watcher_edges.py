@@ -5,27 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
-import time
 
 import pytest
 
+from tests.ex11_5_event_driven import probes
 from tests.ex11_5_event_driven.conftest import no_event, take_events
 from tests.harness import roundtrip
+from tests.harness.remote import subject_module
+
+TEAM_MODULE = "tests.ex11_5_event_driven.team_triggers"
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
 def test_a_subclass_serializes_its_own_classpath(ed, landing, tmp_path):
-    # A team's subclass, importable from this module as the triggerer would import it.
-    team = type("TeamNewObjectTrigger", (ed.NewObjectTrigger,), {"__module__": __name__})
-    globals()["TeamNewObjectTrigger"] = team
+    # A team's subclass, importable from its module as the triggerer would import it.
+    teams = subject_module(TEAM_MODULE)
+    team = teams.TeamNewObjectTrigger
     trigger = team(prefix=landing.url, state_path=str(tmp_path / "s.json"))
     classpath, _ = trigger.serialize()
-    assert classpath == f"{__name__}.TeamNewObjectTrigger", (
+    assert classpath == f"{TEAM_MODULE}.TeamNewObjectTrigger", (
         f"serialize() of a subclass of NewObjectTrigger: expected its own classpath (derived from the class), "
         f"got {classpath!r}")
     rebuilt = roundtrip(trigger)
-    assert type(rebuilt) is team, f"rebuilt from its classpath: expected TeamNewObjectTrigger, got {type(rebuilt)!r}"
+    assert probes.class_of(rebuilt) is team, (
+        f"rebuilt from its classpath: expected TeamNewObjectTrigger, got {probes.class_of(rebuilt)!r}")
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
@@ -97,29 +100,26 @@ async def test_objects_that_disappear_do_not_stop_the_watch(ed, landing, tmp_pat
 def test_an_idle_watcher_waits_poll_interval_between_listings(ed, landing, tmp_path, monkeypatch):
     landing.drop("a.csv")
     root = os.fspath(landing.root).rstrip("/")
-    listings: list[float] = []
-    lock = threading.Lock()
+    # The listings the learner's code makes, recorded where it runs.
+    recorder = probes.call_recorder()
+    trigger_os = subject_module("os")
     for name in ("scandir", "listdir"):
-        real = getattr(os, name)
+        monkeypatch.setattr(trigger_os, name, recorder.wrap(getattr(trigger_os, name), f"os.{name}"))
 
-        def spy(path=".", *args, _real=real, **kwargs):
-            if os.fspath(path).rstrip("/") == root:
-                with lock:
-                    listings.append(time.monotonic())
-            return _real(path, *args, **kwargs)
+    def listings() -> list[float]:  # os.scandir() and os.listdir() without a path list the current folder
+        return [call["at"] for call in recorder.calls() if (call["args"] or ["."])[0].rstrip("/") == root]
 
-        monkeypatch.setattr(os, name, spy)
     trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(tmp_path / "s.json"),
                                   poll_interval=0.1)
 
     async def watch() -> None:
         await take_events(trigger, 1)  # a.csv
-        listings.clear()
+        recorder.clear()
         await no_event(trigger, within=0.5)
 
     asyncio.run(watch())
     monkeypatch.undo()
-    assert listings, "the watcher never listed the landing folder"
-    assert len(listings) <= 3 * (0.5 / 0.1 + 2), (
+    assert listings(), "the watcher never listed the landing folder"
+    assert len(listings()) <= 3 * (0.5 / 0.1 + 2), (
         f"poll_interval=0.1, nothing new for 0.5 s: expected a listing about every 0.1 s (at most ~7 polls), got "
-        f"{len(listings)} listings of {root} (sleep poll_interval when nothing was new)")
+        f"{len(listings())} listings of {root} (sleep poll_interval when nothing was new)")

@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sqlite3
-import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.ex11_5_event_driven import concurrent_audit
 from tests.ex11_5_event_driven.conftest import is_queue_context, no_event, take_events
 from tests.harness import roundtrip
-from tests.harness.target import current_target
-
-ed_module = current_target().module("event_driven")
+from tests.harness.remote import subject_module
 
 
-class ScriptedTrigger(ed_module.ConditionTrigger):
-    """Plays a script: each poll returns the next item ("skip", "error", "hang", or a context dict to fire)."""
-
-    script: Iterable = ()
-
-    async def poll(self):
-        step = next(self.steps, "skip")
-        if step == "error":
-            raise ConnectionError("condition source unreachable")
-        if step == "hang":
-            await asyncio.sleep(30)
-        if step == "skip":
-            return ed_module.PollResult.skip()
-        return ed_module.PollResult.fire_with(step)
-
-
-def scripted(tmp_path: Path, steps: list, **kwargs) -> ScriptedTrigger:
+def scripted(tmp_path: Path, steps: list, **kwargs) -> Any:
+    """A ScriptedTrigger (tests.ex11_5_event_driven.team_triggers): each poll plays the next step ("skip",
+    "error", "hang", or a context dict to fire)."""
     options = {"name": "scripted", "audit_db": str(tmp_path / "audit.sqlite"), "poll_interval": 0.005,
                "poll_timeout": 0.2, **kwargs}
-    trigger = ScriptedTrigger(**options)
-    trigger.steps = iter(steps)
-    return trigger
+    return subject_module("tests.ex11_5_event_driven.team_triggers").scripted_trigger(steps, **options)
 
 
 def audit_rows(path: Path) -> list[dict]:
@@ -91,11 +71,11 @@ def test_subclass_serializes_base_and_own_arguments(ed, target, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.poll_errors_and_timeout")
-async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(ed, tmp_path, capfd):
+async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(ed, tmp_path, learner_log):
     trigger = scripted(tmp_path, ["error", "hang", "error", {"n": 1}], poll_timeout=0.05)
     event = (await take_events(trigger, 1, within=3))[0]
     assert event.get("context") == {"n": 1}, f"error, hang past poll_timeout, error, fire: got {event!r}"
-    text = "".join(capfd.readouterr())
+    text = "".join(learner_log.output())
     assert "unreachable" in text or "error" in text.lower(), (
         f"a failing poll must be logged; log was:\n{text[-1500:]}"
     )
@@ -167,7 +147,9 @@ def test_a_row_older_than_stale_after_no_longer_blocks(ed, tmp_path):
 def test_two_threads_checking_at_once_start_the_context_once(ed, tmp_path, monkeypatch):
     db = tmp_path / "audit.sqlite"
     audit = ed.ActivationAudit(db)
-    monkeypatch.setattr(sqlite3, "connect", concurrent_audit.holding_the_check_open(threading.Barrier(2)))
+    # The connections the learner's code opens, where it runs; the four calls come from four threads here.
+    monkeypatch.setattr(subject_module("sqlite3"), "connect",
+                        subject_module(concurrent_audit.__name__).holding_the_check_open(parties=2))
     with ThreadPoolExecutor(4) as pool:
         ids = list(pool.map(lambda _: audit.start_unless_running(
             concurrent_audit.TRIGGER, concurrent_audit.CONTEXT, False), range(4)))
@@ -233,14 +215,14 @@ async def test_inbox_trigger_fires_with_the_file_name(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
-async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(ed, tmp_path, queue_sim, capfd):
+async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(ed, tmp_path, queue_sim, learner_log):
     trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
                                    queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
                                    poll_timeout=2, allow_concurrent=True)
     queue_sim.set_depth(50)
     queue_sim.fail_next(10_000)  # every answer in this test is an HTTP 500
     await no_event(trigger, within=0.1)
-    text = "".join(capfd.readouterr())
+    text = "".join(learner_log.output())
     assert "500" in text or "error" in text.lower(), (
         f"QueueDepthTrigger polling a queue that answers HTTP 500: expected each answer treated as an error "
         f"(logged, polling goes on), nothing was logged:\n{text[-1500:]}")

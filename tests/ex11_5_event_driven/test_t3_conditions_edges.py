@@ -13,19 +13,7 @@ from aiohttp import web
 
 from fixtures.http import BackgroundServer
 from tests.ex11_5_event_driven.conftest import is_queue_context, no_event, take_events
-from tests.harness.target import current_target
-
-ed_module = current_target().module("event_driven")
-
-
-class CountingTrigger(ed_module.ConditionTrigger):
-    """Skips every poll and counts them."""
-
-    polls = 0
-
-    async def poll(self):
-        type(self).polls += 1
-        return ed_module.PollResult.skip()
+from tests.ex11_5_event_driven.probes import counting_trigger_class
 
 
 class Answers:
@@ -65,6 +53,7 @@ def test_the_defaults_of_the_signature(ed, tmp_path):
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.skip_or_fire")
 async def test_polls_come_every_poll_interval_not_faster(tmp_path):
+    CountingTrigger = counting_trigger_class()  # noqa: N806 (skips every poll and counts them)
     CountingTrigger.polls = 0
     trigger = CountingTrigger(name="counting", audit_db=str(tmp_path / "a.sqlite"), poll_interval=0.1,
                               poll_timeout=1)

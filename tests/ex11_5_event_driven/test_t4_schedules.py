@@ -6,33 +6,17 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-import pendulum
 import pytest
 
 from tests.ex11_5_event_driven.conftest import assets_in
+from tests.ex11_5_event_driven.probes import next_runs  # computed beside the learner's timetable
 from tests.harness.dagrun import load_dag
-
-
-def next_runs(timetable, after: datetime, count: int = 2) -> list[datetime]:
-    """The next `count` run times the scheduler would compute (the core timetable of the SDK one)."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction
-
-    core = coerce_to_core_timetable(timetable)
-    start = pendulum.instance(after)
-    runs, last = [], DataInterval(start, start)
-    for _ in range(count):
-        info: DagRunInfo = core.next_dagrun_info(last_automated_data_interval=last,
-                                                 restriction=TimeRestriction(earliest=None, latest=None, catchup=True))
-        runs.append(info.run_after.in_timezone("UTC"))
-        last = info.data_interval
-    return runs
+from tests.harness.remote import subject_module
 
 
 @pytest.mark.criterion("ex11_5.t4.cron_presets")
 def test_presets_and_time_zones_become_timetables(ed):
-    from airflow.sdk import CronTriggerTimetable
-
+    CronTriggerTimetable = subject_module("airflow.sdk").CronTriggerTimetable  # noqa: N806 (the learner's one)
     expected = {"hourly": "0 * * * *", "daily": "0 0 * * *", "daily_6am": "0 6 * * *", "weekly": "0 0 * * 0",
                 "monthly": "0 0 1 * *", "every_15min": "*/15 * * * *", "every_30min": "*/30 * * * *"}
     for preset, cron in expected.items():
@@ -142,8 +126,7 @@ def test_the_freshness_dag_fails_on_stale_data(run_dag, landing):
 
 @pytest.mark.criterion("ex11_5.t4.combined_schedule")
 def test_the_refresh_dag_combines_the_asset_and_a_daily_catch_up(ed, monkeypatch):
-    from airflow.sdk import AssetOrTimeSchedule
-
+    AssetOrTimeSchedule = subject_module("airflow.sdk").AssetOrTimeSchedule  # noqa: N806 (the learner's one)
     monkeypatch.setenv("WORKBOOK_BRONZE_ASSET_URI", "s3://landing/bronze/sales")
     monkeypatch.setenv("WORKBOOK_TIMEZONE", "Asia/Tokyo")
     dag = load_dag("ex11_5_sales_refresh")

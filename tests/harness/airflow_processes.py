@@ -37,8 +37,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.harness import remote
 from tests.harness.airflow_env import airflow_env, ensure_metadata_db
 from tests.harness.infrastructure import InfrastructureError, scaled
+from tests.harness.remote import in_subject
 from tests.harness.target import REPO_ROOT, Target
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -60,10 +62,11 @@ def free_port() -> int:
 class AirflowProcesses:
     """One Airflow deployment made of separate processes, its REST API, and its logs."""
 
-    def __init__(self, target: Target, home: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, target: Target, home: Path, extra_env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
         self.target = target
         self.home = home
-        self.port = free_port()
+        self.port = port or free_port()  # a fixed port for the playground's UI; tests take a free one
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_dir = home / "process-logs"
         self.env = {
@@ -125,11 +128,8 @@ class AirflowProcesses:
         if name != component and component == "triggerer":
             # Each triggerer serves its trigger logs on a port of its own.
             env = {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
-        with open(self.log_dir / f"{name}.log", "wb") as out:
-            self.processes[name] = subprocess.Popen(
-                command, env=env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group, killed as one
-            )
+        remote.note_measured("an Airflow deployment")
+        self.processes[name] = spawn(command, env, self.home, self.log_dir / f"{name}.log")
         return self.processes[name]
 
     def kill(self, name: str) -> None:
@@ -219,6 +219,7 @@ class AirflowProcesses:
                  retry: bool = True, **kwargs: Any) -> httpx.Response:
         """One REST call, retried (when it is safe to repeat) on 5xx, connection errors and timeouts with
         bounded backoff until a deadline scaled to the machine; Airflow still failing is infrastructure."""
+        remote.note_measured("an Airflow deployment")  # its API server runs in the subject's sandbox
         deadline = time.monotonic() + scaled(RETRY_DEADLINE)
         attempts, problem = 0, ""
         while True:
@@ -342,6 +343,16 @@ class AirflowProcesses:
         return self.wait_for(f"task {task_id} in {sorted(states)}", reached, timeout)
 
 
+@in_subject(always=True)
+def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    """Start an Airflow process, its output to `log`. Its processes parse and run the learner's DAGs: in a graded
+    run they are started by the subject, in its sandbox, and the judge holds references to them."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # its own group, killed as one
+
+
+@in_subject
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
     try:
         os.killpg(process.pid, signum)  # start_new_session=True: the group id is the leader's pid

@@ -12,6 +12,8 @@ from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunTyp
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+from tests.harness.remote import in_subject
+
 HARNESS_DAG_ID = "workbook_harness"
 
 
@@ -22,6 +24,7 @@ def attach_to_dag(task: BaseOperator) -> BaseOperator:
     return task
 
 
+@in_subject
 def make_context(
     task: BaseOperator,
     *,
@@ -86,6 +89,7 @@ def as_task_runner(task: BaseOperator):
         ExecutorSafeguard.tracker.reset(token)
 
 
+@in_subject
 def call_execute(task: BaseOperator, context: Context | None = None) -> Any:
     """`task.execute(context)` with a real context; deferral raises `TaskDeferred` (see `drive_deferral`)."""
     context = context if context is not None else make_context(task)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grading.pytest_plugin import StarterImportError
+from tests.harness.remote import in_subject
 from tests.harness.target import current_target
 
 NOT_IMPLEMENTED = re.compile(r"NotImplementedError: (Exercise [^\n]*)")
@@ -109,6 +110,7 @@ class DagFileError(StarterImportError):
     """A DAG file does not import; its message is one line: `starters/dags/x.py:12: SyntaxError: ...`."""
 
 
+@in_subject(always=True)
 def load_dag(dag_id: str, dags_folder: Path | None = None, *, path: Path | None = None):
     """Import the DAG file as the DAG processor does (DAGs made in a `with DAG(...)` block count too)."""
     from airflow.sdk import DAG
@@ -194,26 +196,92 @@ def _env(overrides: dict[str, str] | None) -> Generator[None]:
                 os.environ[key] = value
 
 
+# The bound's own signal: Airflow uses SIGALRM itself and leaves it cleared (its DAG importer, which dag.test()
+# parses the bundle with, and a task's execution_timeout set the real-time timer, then stop it and keep their
+# handler), so an alarm set before dag.test() never rings.
+BOUND_SIGNAL = signal.SIGUSR1
+BOUND_REPEAT_S = 1.0
+
+
 @contextlib.contextmanager
-def _time_bound(seconds: float, what: str) -> Generator[None]:
-    """SIGALRM after `seconds`, then every second (task code may catch one). pytest-timeout's own
-    alarm, if it is running, is put back afterwards with the time it had left."""
+def _time_bound(seconds: float, what: str) -> Generator[list[str]]:
+    """Raise DagRunTimedOut in the main thread after `seconds`, then every second: the Task Runner turns an
+    exception raised in a task into that task's failure and dag.test() goes on, so one is not enough. A
+    watchdog thread sends the signal. pytest-timeout's alarm (its handler and the time it had left) is put
+    back afterwards, whatever Airflow did to it meanwhile. Yields a list that holds the timeout's message once
+    the bound has fired (a run can end on its own after that: its task failed of the timeout, which is no
+    verdict on the learner's code)."""
+    import threading
     import time
 
+    finished = threading.Event()
+    where: list[str] = []  # the learner's line the run was on when its time was up
+    fired: list[str] = []
+
     def _expire(signum, frame):
-        raise DagRunTimedOut(f"{what} did not finish within {seconds:g} s")
+        if not finished.is_set():  # a signal sent just before the run ended is late, not a timeout
+            if not where:
+                where.extend(_learner_line(frame, *sys._current_frames().values())[:1])
+            at = f"; the code was at {where[0]}" if where else ""
+            fired[:] = [f"{what} did not finish within {seconds:g} s{at}"]
+            raise DagRunTimedOut(fired[0])
+
+    def _watch(main: int) -> None:
+        if finished.wait(seconds):
+            return
+        while not finished.is_set():
+            signal.pthread_kill(main, BOUND_SIGNAL)
+            finished.wait(BOUND_REPEAT_S)
 
     outer_remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    outer_alarm = signal.getsignal(signal.SIGALRM)
     started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, _expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    previous = signal.signal(BOUND_SIGNAL, _expire)
+    watchdog = threading.Thread(target=_watch, args=(threading.main_thread().ident,), daemon=True,
+                                name="dag-test-bound")
+    watchdog.start()
     try:
-        yield
+        yield fired
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        finished.set()
+        watchdog.join()
+        signal.signal(BOUND_SIGNAL, previous)
+        signal.signal(signal.SIGALRM, outer_alarm)
         if outer_remaining > 0:
             signal.setitimer(signal.ITIMER_REAL, max(outer_remaining - (time.monotonic() - started), 0.001))
+
+
+def _learner_line(*frames) -> list[str]:
+    """`starters/custom_sensors.py:73 in poke`: the innermost frame of the target's code in the stacks of
+    `frames` (the interrupted one first, then every thread's: learner code may run in a thread it started)."""
+    folder = current_target().folder.resolve()
+    for frame in frames:
+        while frame is not None:
+            path = Path(frame.f_code.co_filename)
+            if path.is_absolute() and path.resolve().is_relative_to(folder):
+                return [f"{_shown(path.resolve())}:{frame.f_lineno} in {frame.f_code.co_name}"]
+            frame = frame.f_back
+    return []
+
+
+def _unfinished_tasks(dag_id: str) -> str:
+    """`wait_for_export (up_for_reschedule)`: the tasks of the DAG's latest run that had not finished."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import State
+    from sqlalchemy import select
+
+    try:
+        with create_session() as session:
+            run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
+                                  .order_by(DagRun.id.desc()).limit(1)).first()
+            if run is None:
+                return ""
+            waiting = [f"{ti.task_id} ({_text(ti.state) or 'not started'})"
+                       for ti in run.get_task_instances(session=session) if ti.state not in State.finished]
+    except Exception:  # noqa: BLE001 - the timeout is the finding; what it was waiting for is a bonus
+        return ""
+    return ", ".join(waiting)
 
 
 def _xcoms(dag_id: str, run_id: str) -> dict[str, Any]:
@@ -246,7 +314,37 @@ def run_dag(
     `env` is set while the DAG file is parsed and run (DAG files read simulator addresses from it).
     `capfd` (pytest's fixture) captures the run's log into the result; it is written to a file in `log_dir`
     and, with `echo` (pytest -v), also to the output, which pytest shows when the test fails.
+
+    In a graded run the DAG file is parsed and run in the subject (tests.harness.remote), which captures the
+    log there; what comes back is the run's states, XComs and log, as data.
     """
+    from tests.harness import remote
+
+    if remote.enabled():
+        remote.note_measured("a dag.test() run")
+        outcome = remote.call_in_subject(run_captured, dag_id, env=env, conf=conf, timeout=timeout,
+                                         capture=capfd is not None, main_thread=True)
+    else:
+        outcome = run_here(dag_id, env=env, conf=conf, timeout=timeout, capfd=capfd)
+    log = outcome["log"]
+    if echo and log:
+        sys.stdout.write(log)
+    log_file = None
+    if log_dir is not None and log:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"{dag_id}-{next(_run_numbers)}.log"
+        log_file.write_text(log, encoding="utf-8")
+    if outcome["timed_out"]:
+        tail = "".join(f"\n    | {line[:240]}" for line in log.splitlines()[-TAIL_LINES:])
+        where = f"\nfull log: {log_file} (or run pytest -v)" if log_file else ""
+        raise AssertionError(outcome["timed_out"] + tail + where)
+    return DagRunResult(dag_id, outcome["run_id"], outcome["state"], outcome["task_states"], outcome["xcoms"],
+                        log, log_file)
+
+
+def run_here(dag_id: str, *, env: dict[str, str] | None, conf: dict[str, Any] | None, timeout: float,
+             capfd=None) -> dict[str, Any]:
+    """The run itself, in this process: its outcome as data (states, XComs, log, why it timed out)."""
     from tests.harness.airflow_env import ensure_metadata_db
 
     ensure_metadata_db(Path(os.environ["AIRFLOW_HOME"]))
@@ -257,29 +355,49 @@ def run_dag(
             capfd.readouterr()
         run = None
         try:
-            with _time_bound(timeout, f"dag.test() of {dag_id!r}"):
+            with _time_bound(timeout, f"dag.test() of {dag_id!r}") as fired:
                 run = dag.test(run_conf=conf)
         except DagRunTimedOut as exc:
             timed_out = str(exc)
         else:
-            timed_out = None
+            timed_out = fired[0] if fired else None
         log = ""
         if capfd is not None:
             captured = capfd.readouterr()
             log = captured.out + captured.err
-            if echo:
-                sys.stdout.write(log)
-    log_file = None
-    if log_dir is not None and log:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = log_dir / f"{dag_id}-{next(_run_numbers)}.log"
-        log_file.write_text(log, encoding="utf-8")
     if timed_out:
-        tail = "".join(f"\n    | {line[:240]}" for line in log.splitlines()[-TAIL_LINES:])
-        where = f"\nfull log: {log_file} (or run pytest -v)" if log_file else ""
-        raise AssertionError(timed_out + tail + where)
+        waiting = _unfinished_tasks(dag_id)
+        if waiting:
+            timed_out += f", still waiting on {waiting}"
+        return {"timed_out": timed_out, "log": log}
     states = {ti.task_id: _text(ti.state) for ti in run.get_task_instances()}
-    return DagRunResult(dag_id, run.run_id, _text(run.state), states, _xcoms(dag_id, run.run_id), log, log_file)
+    return {"timed_out": None, "log": log, "run_id": run.run_id, "state": _text(run.state), "task_states": states,
+            "xcoms": _xcoms(dag_id, run.run_id)}
+
+
+def run_captured(dag_id: str, *, env: dict[str, str] | None, conf: dict[str, Any] | None, timeout: float,
+                 capture: bool) -> dict[str, Any]:
+    """`run_here` in the subject, its output captured at the file descriptors as `capfd` would."""
+    if not capture:
+        return run_here(dag_id, env=env, conf=conf, timeout=timeout)
+    with tempfile.TemporaryFile() as sink:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            outcome = run_here(dag_id, env=env, conf=conf, timeout=timeout)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        sink.seek(0)
+        outcome["log"] = sink.read().decode("utf-8", errors="replace")
+    return outcome
 
 
 def _text(state: Any) -> str:

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import BaseTrigger
 
 from tests.harness.context import HARNESS_DAG_ID, as_task_runner, make_context
+from tests.harness.remote import in_subject
 from tests.harness.triggers import first_event, roundtrip
 
 
@@ -27,6 +28,7 @@ class DeferralRun:
     event: Any = None
 
 
+@in_subject
 def fresh_instance(task: BaseOperator) -> BaseOperator:
     """A new operator built from the same constructor arguments (state set in execute() is gone)."""
     init_kwargs = dict(getattr(task, "_BaseOperator__init_kwargs", {}))
@@ -37,6 +39,7 @@ def fresh_instance(task: BaseOperator) -> BaseOperator:
     return clone
 
 
+@in_subject
 def drive_deferral(task: BaseOperator, context: Context | None = None, *, max_wait: float = 30.0) -> DeferralRun:
     """Run `task` to completion through at most one deferral.
 

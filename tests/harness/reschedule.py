@@ -24,6 +24,7 @@ from airflow.sdk.execution_time import task_runner
 from airflow.sdk.execution_time.comms import GetTaskRescheduleStartDate, TaskRescheduleStartDate
 
 from tests.harness.context import as_task_runner, make_context
+from tests.harness.remote import in_subject
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _is_done(result: Any) -> bool:
 
 
 @dataclass
-class RescheduledTask:
+class _RescheduledTask:
     """One task instance (`map_index`) of one DAG run (`logical_date`), poked in reschedule mode.
 
     `make_task()` builds the operator; it is called again for every poke, as every reschedule is a new
@@ -137,6 +138,12 @@ class RescheduledTask:
         self.records.rows.append(RescheduleRecord(self.ti_id, self.try_number, started, reschedule_date))
 
 
-def mapped(make_task: Callable[[], BaseOperator], count: int, **kwargs: Any) -> list[RescheduledTask]:
+@in_subject(always=True)
+def mapped(make_task: Callable[[], BaseOperator], count: int, **kwargs: Any) -> list[_RescheduledTask]:
     """The `count` mapped task instances (map indexes 0..count-1) of one task in one DAG run."""
     return [RescheduledTask(make_task, map_index=index, **kwargs) for index in range(count)]
+
+
+# In a graded run the whole reschedule loop runs in the subject, beside the sensor: the Task Runner's comms it
+# stands in for are the learner's process's own. `make_task` is called back from there.
+RescheduledTask = in_subject(_RescheduledTask, always=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from tests.harness.remote import in_subject
 from tests.harness.target import REPO_ROOT
 
 
@@ -43,6 +44,7 @@ def _serialize(trigger: BaseTrigger) -> tuple[str, dict[str, Any]]:
     return classpath, kwargs
 
 
+@in_subject
 def roundtrip(trigger: BaseTrigger) -> BaseTrigger:
     """Serialize, store and rebuild `trigger` in this process; returns the rebuilt trigger.
 
@@ -89,6 +91,7 @@ def _constructor_arguments(cls: type) -> set[str]:
     }
 
 
+@in_subject
 async def first_event(trigger: BaseTrigger, within: float) -> TriggerEvent:
     """Run `trigger.run()` until its first event, then close the generator as the triggerer does."""
     name = type(trigger).__name__
@@ -112,6 +115,7 @@ async def first_event(trigger: BaseTrigger, within: float) -> TriggerEvent:
     return event
 
 
+@in_subject
 async def collect_events(trigger: BaseTrigger, within: float) -> list[TriggerEvent]:
     """Run `trigger.run()` to its end and return every event it yielded."""
     events: list[TriggerEvent] = []
@@ -135,6 +139,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@in_subject
 def run_in_fresh_process(trigger: BaseTrigger, timeout: float = 30.0) -> Any:
     """Rebuild `trigger` from its serialized form in a new Python process that has only the repo root on
     its path (as the triggerer has, never the DAG folder), run it to its first event, return the payload."""

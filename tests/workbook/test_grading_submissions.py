@@ -24,7 +24,9 @@ PROCESSES = "128"
 ATTACKS = {"patches_report", "patches_recorder", "forges_record", "rewrites_tests_then_exits",
            "daemon_rewrites_outputs", "reads_hidden_tests", "imports_solutions", "execs_solution_source",
            "starters_symlink", "shadows_with_so", "airflow_local_settings", "memory_hog", "fork_bomb",
-           "exits_in_one_exercise", "site_hooks", "signals_the_grader", "reads_environment"}
+           "exits_in_one_exercise", "site_hooks", "signals_the_grader", "reads_environment",
+           "exits_with_usage_error", "raises_infrastructure_error", "undecodable_name", "parser_bomb",
+           "git_head_dev_zero", "floods_record", "smuggles_names"}
 
 
 @pytest.fixture(scope="module")
@@ -254,12 +256,13 @@ def add(a: int, b: int) -> int:
 
 @SLOW_MACHINE
 def test_a_fork_bomb_the_tests_cannot_see_is_stopped_from_outside(workbook, tmp_path, private_tmp, capsys):
+    # In one test process: there the bomb can fill the sandbox's whole process limit (a subject gets half).
     learner = make_submission("half_done", workbook, tmp_path / "learner")
     mini = learner / "starters" / "mini.py"
     mini.write_text(BOMB_IN_A_NEW_PROCESS + mini.read_text(encoding="utf-8").split("def add", 1)[1]
                     .split("\n\n\n", 1)[1], encoding="utf-8")
     out = tmp_path / "report"
-    code = grade(workbook, learner, out)
+    code = grade(workbook, learner, out, "--one-process")
     printed = capsys.readouterr()
     assert code == 0, f"grade-submission of a fork bomb: exit {code}\n{printed.out}\n{printed.err}"
     full = json.loads((out / "instructor" / "results.json").read_text(encoding="utf-8"))
@@ -286,3 +289,19 @@ def test_a_python_the_sandbox_cannot_start_is_could_not_grade(workbook, tmp_path
     assert "the sandbox cannot start the test process's Python" in err, err
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert (results["verdict"], results["total"]["points"]) == ("could_not_grade", 0), results
+
+
+@SLOW_MACHINE
+@pytest.mark.parametrize("name", ["patches_report", "forges_record"])
+def test_in_one_test_process_canaries_and_the_record_checks_catch_tampering(name, workbook, tmp_path, private_tmp,
+                                                                            capsys):
+    """`--one-process` (the learner's code in the test process) still has its defences: canaries, the record's
+    order and schema, the grader's own names."""
+    learner = make_submission(name, workbook, tmp_path / "learner")
+    out = tmp_path / "report"
+    code = grade(workbook, learner, out, "--one-process")
+    printed = capsys.readouterr()
+    assert code == 0, f"grade-submission --one-process {name}: exit {code}\n{printed.out}\n{printed.err}"
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["verdict"] == "tampered" and results["total"]["points"] == 0, (
+        f"{name} in one test process: verdict {results['verdict']}, {results['total']}; expected tampered, 0 points")
