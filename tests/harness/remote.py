@@ -153,6 +153,10 @@ class Link:
             raise
         finally:
             self.pending.pop(number, None)
+        return self._outcome(box)
+
+    def _outcome(self, box: list[dict]) -> Any:
+        """A reply's value, or its error raised here (as the judge's own class)."""
         if not box:
             raise SubjectGone("the learner's code process ended during this call")
         reply = box[0]
@@ -184,15 +188,9 @@ class Link:
                     raise
         finally:
             self.pending.pop(number, None)
-        if not box:
-            raise SubjectGone("the learner's code process ended during this call")
-        reply = box[0]
-        if _is_cancellation(reply):  # the learner's own await was cancelled: here, as in one process
+        if box and _is_cancellation(box[0]):  # the learner's own await was cancelled: here, as in one process
             raise asyncio.CancelledError()
-        if "error" in reply:
-            error = self.decode(reply["error"])
-            raise error if isinstance(error, BaseException) else SubjectGone("a malformed error")
-        return self.decode(reply.get("ok"))
+        return self._outcome(box)
 
     def _sync_environment(self) -> None:
         """Airflow's connections, variables and configuration the tests set as environment variables reach the

@@ -131,7 +131,8 @@ def test_a_call_the_judge_gives_up_on_replaces_the_subject(monkeypatch):
     remote.after_test()
     fresh = remote.current_link()
     try:
-        assert fresh is not link and fresh.alive and link.process.poll() is not None
+        assert fresh is not link and fresh.alive, "after_test() must start a fresh subject"
+        assert link.process.wait(timeout=30) is not None, "the subject given up on must be stopped"
     finally:
         remote.stop()
 
