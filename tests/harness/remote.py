@@ -548,9 +548,12 @@ def after_test() -> None:
     """A subject left running a call the test gave up on (a timeout, an interrupted await) is replaced."""
     global _current
     with _lock:
-        if _current is not None and (_current.tainted or not _current.alive):
+        replace = _current is not None and (_current.tainted or not _current.alive)
+        if replace:
             _current.close()
             _current = None
+    if replace:
+        current_link()  # started now, in this test's teardown: the next test's time is its own
 
 
 def stop() -> None:

@@ -69,6 +69,10 @@ def starter(config) -> object:
     from tests.harness import remote
 
     bwrap = wanted()
+    if not os.access(bwrap, os.X_OK):  # the grader's bwrap is not mounted in its sandbox: the one that is
+        from grading.sandbox import find_bwrap
+
+        bwrap = str(find_bwrap())
     protect_judge()
 
     def start(root: Path) -> remote.Link:

@@ -99,7 +99,8 @@ def expected_verdict(name: str) -> str:
 def test_the_fixture_submissions_include_honest_failing_and_adversarial_ones():
     assert set(NAMES) <= {p.name for p in SUBMISSIONS.iterdir() if p.is_dir()}, NAMES
     verdicts = {expected_verdict(name) for name in NAMES}
-    assert {"graded", "tampered", "refused"} <= verdicts, f"expected verdicts of the fixtures: {verdicts}"
+    # No fixture is `tampered` any more: the learner's code runs in a subject that cannot reach the record.
+    assert {"graded", "refused"} <= verdicts, f"expected verdicts of the fixtures: {verdicts}"
 
 
 @pytest.mark.parametrize("name", NAMES)

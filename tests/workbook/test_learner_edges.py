@@ -111,8 +111,8 @@ def test_ctrl_c_during_a_busy_loop_stops_at_once_and_leaves_no_process(workbook,
                                        "tests/ex01_mini/"])
 def test_a_starter_that_does_not_import_is_a_few_lines_in_any_pytest_run(workbook, broken, selection):
     (workbook / "starters" / "mini.py").write_text(broken, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", selection],
-                          cwd=workbook, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           "--target=starter", selection], cwd=workbook, capture_output=True, text=True, timeout=600, check=False)
     output = done.stdout + done.stderr
     why = "SyntaxError" if broken.startswith("def") else "No module named 'no_such_module_anywhere'"
     assert why in output, output
@@ -192,7 +192,7 @@ def test_check_stops_a_task_at_its_first_hang(workbook, capsys):
 def test_pytest_names_the_line_a_hanging_test_was_cut_on(workbook):
     (workbook / "starters" / "mini.py").write_text(HANGING_ADD, encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                           "--timeout=5", "tests/ex01_mini/test_mini.py::test_add"],
+                           "--target=starter", "--timeout=5", "tests/ex01_mini/test_mini.py::test_add"],
                           cwd=workbook, capture_output=True, text=True, timeout=600, check=False)
     assert f"Timeout (>5.0s) from pytest-timeout: the code was at starters/mini.py:{HANG_LINE} in add" in done.stdout, \
         done.stdout
