@@ -204,7 +204,7 @@ BOUND_REPEAT_S = 1.0
 
 
 @contextlib.contextmanager
-def _time_bound(seconds: float, what: str) -> Generator[list[str]]:
+def _time_bound(seconds: float, what: str, waiting_on: Any = None) -> Generator[list[str]]:
     """Raise DagRunTimedOut in the main thread after `seconds`, then every second: the Task Runner turns an
     exception raised in a task into that task's failure and dag.test() goes on, so one is not enough. A
     watchdog thread sends the signal. pytest-timeout's alarm (its handler and the time it had left) is put
@@ -217,18 +217,22 @@ def _time_bound(seconds: float, what: str) -> Generator[list[str]]:
     finished = threading.Event()
     where: list[str] = []  # the learner's line the run was on when its time was up
     fired: list[str] = []
+    waiting: list[str] = []  # what the run waited on when its time was up (its tasks fail of the timeout after)
 
     def _expire(signum, frame):
         if not finished.is_set():  # a signal sent just before the run ended is late, not a timeout
             if not where:
                 where.extend(_learner_line(frame, *sys._current_frames().values())[:1])
             at = f"; the code was at {where[0]}" if where else ""
-            fired[:] = [f"{what} did not finish within {seconds:g} s{at}"]
+            on = f", still waiting on {waiting[0]}" if waiting and waiting[0] else ""
+            fired[:] = [f"{what} did not finish within {seconds:g} s{on}{at}"]
             raise DagRunTimedOut(fired[0])
 
     def _watch(main: int) -> None:
         if finished.wait(seconds):
             return
+        if waiting_on is not None:
+            waiting.append(waiting_on())
         while not finished.is_set():
             signal.pthread_kill(main, BOUND_SIGNAL)
             finished.wait(BOUND_REPEAT_S)
@@ -355,7 +359,7 @@ def run_here(dag_id: str, *, env: dict[str, str] | None, conf: dict[str, Any] | 
             capfd.readouterr()
         run = None
         try:
-            with _time_bound(timeout, f"dag.test() of {dag_id!r}") as fired:
+            with _time_bound(timeout, f"dag.test() of {dag_id!r}", lambda: _unfinished_tasks(dag_id)) as fired:
                 run = dag.test(run_conf=conf)
         except DagRunTimedOut as exc:
             timed_out = str(exc)
@@ -366,9 +370,6 @@ def run_here(dag_id: str, *, env: dict[str, str] | None, conf: dict[str, Any] | 
             captured = capfd.readouterr()
             log = captured.out + captured.err
     if timed_out:
-        waiting = _unfinished_tasks(dag_id)
-        if waiting:
-            timed_out += f", still waiting on {waiting}"
         return {"timed_out": timed_out, "log": log}
     states = {ti.task_id: _text(ti.state) for ti in run.get_task_instances()}
     return {"timed_out": None, "log": log, "run_id": run.run_id, "state": _text(run.state), "task_states": states,

@@ -17,7 +17,8 @@ from tests.harness.infrastructure import scaled
 SENSOR_TIMEOUT_S = 1800
 # The run is named as waiting only once its task exists, and a busy poke only if it runs when the bound
 # fires: long enough for dag.test() to parse the DAG and start the task, stretched on a loaded machine.
-BOUND_S, BUSY_BOUND_S = 10.0, 30.0  # on an idle machine; each test stretches them by the load when it starts
+BOUND_S = round(scaled(10.0))
+BUSY_BOUND_S = round(scaled(30.0))
 pytestmark = pytest.mark.timeout(900)
 
 NEVER_DONE = '''
@@ -49,7 +50,7 @@ def test_dag_test_is_cut_at_its_bound_and_says_what_it_waited_for(tmp_path, monk
     monkeypatch.setattr(dagrun, "current_target", lambda: SimpleNamespace(dags_folder=tmp_path, folder=tmp_path))
     alarm_handler = signal.getsignal(signal.SIGALRM)
     started = time.monotonic()
-    bound = round(scaled(BUSY_BOUND_S if busy else BOUND_S))
+    bound = BUSY_BOUND_S if busy else BOUND_S
     with pytest.raises(AssertionError, match=rf"did not finish within {bound:g} s") as raised:
         dagrun.run_dag(dag_id, timeout=bound)
     took = time.monotonic() - started
