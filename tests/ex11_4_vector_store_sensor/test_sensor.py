@@ -104,12 +104,12 @@ def test_indexing_collection_defers_to_the_trigger(vs, make_store):
 
 @pytest.mark.criterion("ex11_4.t2.defers")
 def test_deferred_sensor_resumes_with_the_stats(vs, make_store, backend):
-    store = make_store(backend, index_rate=10, time_scale=20)  # 10 documents in 50 ms
-    add_documents(store, 10)
-    run = drive_deferral(make_sensor(vs, store))
-    assert run.deferred, "VectorStoreSensor on a fresh collection of 10 still indexing: expected it to defer"
-    assert isinstance(run.result, dict) and run.result.get("document_count") == 10, (
-        f"VectorStoreSensor resumed after the trigger fired ({run.event!r}): expected the stats (document_count 10) "
+    store = make_store(backend, index_rate=10, time_scale=20)  # 100 documents in 500 ms: still indexing at the check
+    add_documents(store, 100)
+    run = drive_deferral(make_sensor(vs, store, expected_count=100))
+    assert run.deferred, "VectorStoreSensor on a fresh collection of 100 still indexing: expected it to defer"
+    assert isinstance(run.result, dict) and run.result.get("document_count") == 100, (
+        f"VectorStoreSensor resumed after the trigger fired ({run.event!r}): expected the stats (document_count 100) "
         f"as its return value, got {run.result!r}"
     )
 
