@@ -42,7 +42,7 @@ def make_fixture_class(folder: Path, count: int) -> Path:
 
 
 def make_class(folder: Path, count: int, kind: str) -> None:
-    from grading.release import build
+    from grading.release.build import build
 
     template = folder / ".template"
     release = build(REPO_ROOT, template)

@@ -52,8 +52,8 @@ def timed_grade(submission: Path, out: Path, *extra: str) -> dict:
 
 
 def startup() -> dict:
-    from grading import sandbox
-    from grading.runner import sandbox_env
+    from grading.suite import sandbox
+    from grading.suite.runner import sandbox_env
 
     bwrap = sandbox.probe()
     with tempfile.TemporaryDirectory() as scratch:

@@ -71,7 +71,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from grading.rubric import load
+    from grading.core.rubric import load
 
     exercise = load(ROOT).exercise(args.exercise)
     print(f"machine: {machine()}")

@@ -13,14 +13,14 @@ import sys
 import threading
 from pathlib import Path
 
-from grading.environment import wrong_environment
-from grading.rubric import RubricError, find_root
-from grading.runner import GradingError
+from grading.core.environment import wrong_environment
+from grading.core.rubric import RubricError, find_root
+from grading.suite.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
-COMMAND_MODULES = ("check", "watch", "hint", "grade", "playground", "submission", "grade_class", "class_status",
-                   "release", "instrument", "mistakes", "sandbox_check")
-MODULE_FILES = {"hint": "hints"}
+COMMAND_MODULES = ("learner.check", "learner.watch", "learner.hint", "learner.grade", "learner.playground",
+                   "submission.submission", "classroom.grade_class", "classroom.status", "release.build",
+                   "instrument.verify_suite", "instrument.mistakes", "submission.sandbox_check")
 EXIT_COULD_NOT_RUN = 2
 # Commands that run the graded suite with this interpreter: they need the workbook's environment.
 SUITE_COMMANDS = {"check", "watch", "grade", "airflow"}
@@ -34,9 +34,10 @@ def parser() -> argparse.ArgumentParser:
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"grading.{MODULE_FILES.get(name, name)}")
+            module = importlib.import_module(f"grading.{name}")
         except ModuleNotFoundError as error:
-            if error.name != f"grading.{MODULE_FILES.get(name, name)}":
+            wanted = f"grading.{name}"
+            if error.name is None or not (wanted == error.name or wanted.startswith(f"{error.name}.")):
                 raise
             continue  # an instructor command, not in this (learner) release
         module.register(commands)

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grading.channel import SUBJECT_MODE_VAR as MODE_VAR  # "remote": the learner's code runs in a subject
+from grading.core.channel import (
+    SUBJECT_MODE_VAR as MODE_VAR,  # "remote": the learner's code runs in a subject
+)
 from tests.harness import wire
 
 TRACE_VAR = "WORKBOOK_SUBJECT_TRACE"  # set: the subject's output and every error's traceback reach stderr
@@ -57,7 +59,7 @@ def enabled() -> bool:
 
 # What the current test measured inside the subject (its log records, a DAG run, a deployment, a patched
 # module): the learner's process reports those, so the judge counts them as the learner's output. The graded
-# record carries them per test (grading.pytest_plugin), and the instructor's report lists their criteria.
+# record carries them per test (grading.judge.plugin), and the instructor's report lists their criteria.
 _measured: set[str] = set()
 
 

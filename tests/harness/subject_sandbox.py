@@ -1,6 +1,6 @@
 """The subject's own sandbox in a graded run: started by the judge, inside the judge's sandbox.
 
-The judge runs in the grader's sandbox (grading.sandbox: loopback-only network, read-only tree, private
+The judge runs in the grader's sandbox (grading.suite.sandbox: loopback-only network, read-only tree, private
 /tmp). It starts the subject in a nested bubblewrap that shares only that loopback network (the judge's
 simulators, and the channel) and:
 - shares the judge's PID namespace (a nested one could not mount its own /proc, and Airflow's supervisors
@@ -24,11 +24,11 @@ import os
 import resource
 from pathlib import Path
 
-from grading.channel import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
+from grading.core.channel import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
 
 PR_SET_DUMPABLE = 4
-HIDDEN_GRADER_FILES = ("grading/canaries.py", "grading/review.py", "grading/graded_tree.py", "grading/inventory.py",
-                       "grading/probes.py", "grading/unmasked.py", "grading/submission.py", "grading/mistakes.py",
+HIDDEN_GRADER_FILES = ("grading/submission/canaries.py", "grading/submission/review.py", "grading/submission/graded_tree.py", "grading/submission/inventory.py",
+                       "grading/submission/probes.py", "grading/submission/unmasked.py", "grading/submission/submission.py", "grading/instrument/mistakes.py",
                        "exercises/rubric.toml")
 
 
@@ -70,7 +70,7 @@ def starter(config) -> object:
 
     bwrap = wanted()
     if not os.access(bwrap, os.X_OK):  # the grader's bwrap is not mounted in its sandbox: the one that is
-        from grading.sandbox import find_bwrap
+        from grading.suite.sandbox import find_bwrap
 
         bwrap = str(find_bwrap())
     protect_judge()

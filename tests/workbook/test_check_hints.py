@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from grading.rubric import load
+from grading.core.rubric import load
 from tests.harness.target import REPO_ROOT
 
 RUBRIC = load(REPO_ROOT)

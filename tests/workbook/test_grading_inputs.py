@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from grading import graded_tree, review, sandbox
+from grading.classroom.grade_class import head_commit, starters_digest
 from grading.cli import main
-from grading.grade_class import head_commit, starters_digest
-from grading.results import commit_of
-from grading.runner import sandbox_env
-from grading.submission import submission_commit
+from grading.scoring.results import commit_of
+from grading.submission import graded_tree, review
+from grading.submission.submission import submission_commit
+from grading.suite import sandbox
+from grading.suite.runner import sandbox_env
 from tests.workbook.grading_fixtures.builder import make_submission, make_workbook
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -46,7 +46,7 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def learner_copy(name: str, workbook: Path, into: Path) -> Path:
-    from grading.release import build
+    from grading.release.build import build
 
     build(workbook, into)
     source = ATTACKS / name if (ATTACKS / name).is_dir() else SUBMISSIONS / name
@@ -77,8 +77,8 @@ def test_an_attack_on_the_test_process_earns_what_it_honestly_solves(name, workb
 
 
 def test_the_criteria_measured_inside_the_learners_process_are_listed_for_the_instructor():
-    from grading.results import Run, TestOutcome
-    from grading.submission import measured_in_subject
+    from grading.scoring.results import Run, TestOutcome
+    from grading.submission.submission import measured_in_subject
 
     run = Run(tests={
         "t::a": TestOutcome("t::a", "t", ["ex01.t1.adds"], 0, "passed", measured=["log records"]),

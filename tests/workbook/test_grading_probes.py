@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from grading import graded_tree, probes, results, sandbox
-from grading.results import Run
-from grading.runner import RunOptions, Sandbox
+from grading.scoring import results
+from grading.scoring.results import Run
+from grading.submission import graded_tree, probes
+from grading.suite import sandbox
+from grading.suite.runner import RunOptions, Sandbox
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from grading import inventory, record_check, record_schema, results
-from grading.results import Run, grade
-from grading.rubric import load
-from grading.runner import _Collector
+from grading.core.rubric import load
+from grading.scoring import results
+from grading.scoring.results import Run, grade
+from grading.submission import inventory
+from grading.suite import record_check, record_schema
+from grading.suite.runner import _Collector
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 GOOD = [
@@ -202,14 +204,14 @@ ENCODED = {
 
 @pytest.mark.parametrize("text", ENCODED.values(), ids=ENCODED.keys())
 def test_a_hidden_line_is_found_however_it_is_encoded(workbook, text):
-    from grading.submission import secret_detector
+    from grading.submission.submission import secret_detector
 
     quotes_a_secret = secret_detector(workbook, workbook)
     assert quotes_a_secret(f"add(2, 3): expected 5, got {text!r}"), text
 
 
 def test_honest_messages_are_not_taken_for_secrets(workbook):
-    from grading.submission import secret_detector
+    from grading.submission.submission import secret_detector
 
     quotes_a_secret = secret_detector(workbook, workbook)
     for message in ("add(2, 3): expected 5, got 6", "result = mini.add(2, 3) failed",

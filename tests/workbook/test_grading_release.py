@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from grading.cli import main
-from grading.release import build, find_leaks, public_rubric_text, solution_code
-from grading.rubric import load
+from grading.core.rubric import load
+from grading.release.build import build, find_leaks, public_rubric_text, solution_code
 from tests.harness.target import REPO_ROOT
 from tests.workbook.grading_fixtures.builder import make_workbook
 
@@ -35,10 +35,10 @@ def test_release_of_this_repo_ships_no_solution_code(tmp_path, capsys):
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert not [f for f in files if f.startswith("solutions/")], "solutions/ shipped"
     assert not [f for f in files if f.endswith("test_hidden.py")], "hidden tests shipped"
-    assert not {"grading/submission.py", "grading/release.py", "grading/instrument.py"} & files
-    assert not [f for f in files if f.startswith(("grading/ci/", ".ci/", "tests/workbook/grading_fixtures/"))]
+    assert not {"grading/submission/submission.py", "grading/release/build.py", "grading/instrument/verify_suite.py"} & files
+    assert not [f for f in files if f.startswith(("grading/classroom/ci/", ".ci/", "tests/workbook/grading_fixtures/"))]
     for needed in ("README.md", "Makefile", "pyproject.toml", "constraints.txt", "exercises/rubric.toml",
-                   "starters/_todo.py", "tests/conftest.py", "grading/check.py", "grading/hints.py"):
+                   "starters/_todo.py", "tests/conftest.py", "grading/learner/check.py", "grading/learner/hint.py"):
         assert needed in files, f"{needed} missing from the release"
     rubric = tomllib.loads((out / "exercises" / "rubric.toml").read_text(encoding="utf-8"))
     hidden = [c["id"] for c in rubric.get("criterion", []) if c.get("visibility") == "hidden"]
@@ -185,9 +185,9 @@ def test_learner_makefile_has_no_rule_that_needs_solutions(tmp_path):
         assert re.search(rf"(?m)^{target}:", makefile), f"`make {target}` is named but the Makefile has no rule"
 
 
-JUDGE_FILES = {"grading/canaries.py", "grading/review.py", "grading/graded_tree.py", "grading/submission.py",
-               "grading/inventory.py", "grading/probes.py", "grading/unmasked.py", "grading/sandbox_check.py",
-               "grading/release_check.py", "grading/shared_lines.txt"}
+JUDGE_FILES = {"grading/submission/canaries.py", "grading/submission/review.py", "grading/submission/graded_tree.py", "grading/submission/submission.py",
+               "grading/submission/inventory.py", "grading/submission/probes.py", "grading/submission/unmasked.py", "grading/submission/sandbox_check.py",
+               "grading/release/check.py", "grading/release/shared_lines.txt"}
 
 
 def test_the_release_ships_nothing_of_the_judge_and_its_commands_still_import(tmp_path):
@@ -224,11 +224,11 @@ def instructor_workbook(tmp_path: Path) -> Path:
 
 def test_release_fails_when_a_learner_file_names_an_instructor_module(instructor_workbook, tmp_path, capsys):
     (instructor_workbook / "fixtures" / "peek.py").write_text(
-        "import importlib\n\nfrom grading import canaries\n\nreview = importlib.import_module('grading.review')\n"
+        "import importlib\n\nfrom grading.submission import canaries\n\nreview = importlib.import_module('grading.submission.review')\n"
         "from solutions.mini import add\n", encoding="utf-8")
     assert main(["--root", str(instructor_workbook), "release", "--allow-dirty", str(tmp_path / "learner")]) == 1
     printed = capsys.readouterr().out
-    for named in ("fixtures/peek.py:3 names grading.canaries", "fixtures/peek.py:5 names grading.review",
+    for named in ("fixtures/peek.py:3 names grading.submission.canaries", "fixtures/peek.py:5 names grading.submission.review",
                   "fixtures/peek.py:6 names solutions.mini"):
         assert named in printed, printed
     (instructor_workbook / "fixtures" / "peek.py").unlink()
@@ -273,7 +273,7 @@ def test_instructor_only_text_is_cut_from_chapters_and_notebooks(instructor_work
 
 
 def test_every_makefile_target_is_walked(tmp_path):
-    from grading.release_check import makefile_problems
+    from grading.release.check import makefile_problems
 
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "here.py").write_text("", encoding="utf-8")

@@ -184,7 +184,7 @@ def test_reveal_hidden_shows_the_instructor_what_failed(workbook, tmp_path, priv
 @SLOW_MACHINE
 def test_without_user_namespaces_it_refuses_unless_told(workbook, tmp_path, private_tmp, capsys, monkeypatch):
     """A bwrap that cannot create namespaces (as on a kernel without unprivileged user namespaces)."""
-    from grading import sandbox
+    from grading.suite import sandbox
 
     broken = tmp_path / "bwrap"
     broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
@@ -205,7 +205,7 @@ def test_without_user_namespaces_it_refuses_unless_told(workbook, tmp_path, priv
 
 
 def test_the_commit_is_read_without_running_git(tmp_path):
-    from grading.submission import submission_commit
+    from grading.submission.submission import submission_commit
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     assert submission_commit(tmp_path) is None, "not a git repo: no commit"
@@ -278,7 +278,7 @@ def test_a_fork_bomb_the_tests_cannot_see_is_stopped_from_outside(workbook, tmp_
 @SLOW_MACHINE
 def test_a_python_the_sandbox_cannot_start_is_could_not_grade(workbook, tmp_path, private_tmp, capsys, monkeypatch):
     """The grader's own setup at fault (here: its venv not mounted), not the submission: no verdict on it."""
-    from grading import sandbox
+    from grading.suite import sandbox
 
     monkeypatch.setattr(sandbox, "python_prefixes", lambda: [])
     learner = make_submission("half_done", workbook, tmp_path / "learner")

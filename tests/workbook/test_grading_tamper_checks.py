@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import random
 
-from grading import canaries, graded_tree, record_check, results, review
-from grading.results import Run, redact
+from grading.scoring import results
+from grading.scoring.results import Run, redact
+from grading.submission import canaries, graded_tree, review
+from grading.suite import record_check
 
 HONEST = [
     {"event": "collected", "nodeid": "t.py::a", "path": "t.py", "criteria": [], "speed": 0},
@@ -43,7 +45,7 @@ def test_forged_lines_break_the_order():
 
 
 def test_canaries_must_report_what_they_must(tmp_path):
-    from grading.rubric import load
+    from grading.core.rubric import load
     from tests.workbook.grading_fixtures.builder import make_workbook
 
     workbook = make_workbook(tmp_path / "workbook")
@@ -111,8 +113,8 @@ def test_a_venv_reached_through_a_symlink_runs_in_the_sandbox(tmp_path):
     import sys
     from pathlib import Path
 
-    from grading import sandbox
-    from grading.runner import sandbox_env
+    from grading.suite import sandbox
+    from grading.suite.runner import sandbox_env
 
     linked = tmp_path / "linked"
     linked.mkdir()

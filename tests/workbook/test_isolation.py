@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from grading.isolation import SpliceError, expected_criteria, solution_dag, splice
-from grading.rubric import load
+from grading.core.rubric import load
+from grading.instrument.isolation import SpliceError, expected_criteria, solution_dag, splice
 from tests.harness.target import REPO_ROOT
 
 RUBRIC = load(REPO_ROOT)
@@ -241,7 +241,7 @@ def test_the_rubric_checks_each_tasks_code(tmp_path):
 
 # ---- the fast loop's gate, per task ----------------------------------------------------------------------
 def test_a_tasks_dag_runs_wait_only_for_its_own_unit_tests_and_what_it_builds_on(tmp_path):
-    from grading.runner import RunOptions, run_suite
+    from grading.suite.runner import RunOptions, run_suite
     from tests.workbook.grading_fixtures.builder import make_workbook
 
     workbook = make_workbook(tmp_path / "workbook")
@@ -268,8 +268,8 @@ def test_a_tasks_dag_runs_wait_only_for_its_own_unit_tests_and_what_it_builds_on
 
 
 def test_a_starter_that_does_not_import_is_one_line_for_every_criterion_of_its_exercise(tmp_path):
-    from grading.results import grade
-    from grading.runner import RunOptions, run_suite
+    from grading.scoring.results import grade
+    from grading.suite.runner import RunOptions, run_suite
     from tests.workbook.grading_fixtures.builder import make_workbook
 
     workbook = make_workbook(tmp_path / "workbook")

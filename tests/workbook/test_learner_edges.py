@@ -124,8 +124,8 @@ def test_a_starter_that_does_not_import_is_a_few_lines_in_any_pytest_run(workboo
 def test_watch_notices_when_a_task_it_moved_past_breaks(workbook):
     import io
 
-    from grading.rubric import load
-    from grading.watch import LEGEND, Worker, watch_loop
+    from grading.core.rubric import load
+    from grading.learner.watch import LEGEND, Worker, watch_loop
 
     starter = workbook / "starters" / "mini.py"
     add_done = BUSY_ADD.replace('''    Path(__file__).with_name("busy.pid").write_text(str(os.getpid()))
@@ -199,14 +199,14 @@ def test_pytest_names_the_line_a_hanging_test_was_cut_on(workbook):
 
 
 def _criterion(cid: str, message: str, status: str = "failed", visibility: str = "public"):
-    from grading.results import CriterionResult
+    from grading.scoring.results import CriterionResult
 
     return CriterionResult(id=cid, title=f"title of {cid}", visibility=visibility, status=status, points=0,
                            max_points=1, message=message, hint=f"hint of {cid}", tests=[])
 
 
 def _grade_of(*tasks: tuple[str, list]):
-    from grading.results import ExerciseResult, Grade, TaskResult
+    from grading.scoring.results import ExerciseResult, Grade, TaskResult
 
     task_results = [TaskResult(id=tid, title=f"task {tid}", points=0, max_points=len(cs), criteria=cs)
                     for tid, cs in tasks]
@@ -220,7 +220,7 @@ TODO = "NotImplementedError: Exercise 9 · Task 1: implement Sensor.poke (exerci
 
 
 def test_a_report_tells_an_unfinished_task_in_one_line():
-    from grading import reports
+    from grading.scoring import reports
 
     grade = _grade_of(("ex09.t1", [
         _criterion("ex09.t1.a", TODO),
@@ -236,8 +236,8 @@ def test_a_report_tells_an_unfinished_task_in_one_line():
 
 
 def test_a_report_of_a_copy_that_does_not_import_says_why_once():
-    from grading import reports
-    from grading.results import HIDDEN_MESSAGE
+    from grading.scoring import reports
+    from grading.scoring.results import HIDDEN_MESSAGE
 
     broken = "starters/nine.py:38: SyntaxError: expected ':'"
     grade = _grade_of(("ex09.t1", [_criterion("ex09.t1.a", broken), _criterion("ex09.t1.b", broken)]),
@@ -250,7 +250,7 @@ def test_a_report_of_a_copy_that_does_not_import_says_why_once():
 
 
 def test_a_report_header_shows_a_temp_path_as_written():
-    from grading import reports
+    from grading.scoring import reports
 
     markdown = reports.markdown(_grade_of(("ex09.t1", [_criterion("ex09.t1.a", "AssertionError: no")])))
     header = markdown.splitlines()[2]
@@ -258,7 +258,7 @@ def test_a_report_header_shows_a_temp_path_as_written():
 
 
 def test_the_running_line_shows_the_test_that_runs_and_its_limit():
-    from grading.ticker import RunState, status_line
+    from grading.learner.ticker import RunState, status_line
 
     state = RunState([{"event": "collected", "nodeid": "t.py::a"}, {"event": "collected", "nodeid": "t.py::b"},
                       {"event": "start", "nodeid": "t.py::a", "at": 100.0},
@@ -286,7 +286,7 @@ class SaysFalse(BaseSensorOperator):
 def test_a_poke_that_returns_neither_bool_nor_poke_return_value_is_shown_with_its_type():
     import types
 
-    from grading.pytest_plugin import _message, learner_notes
+    from grading.judge.plugin import _message, learner_notes
     from tests.conftest import _note_odd_pokes
 
     module = types.ModuleType("starters.odd_sensors")
@@ -310,7 +310,7 @@ def test_a_poke_that_returns_neither_bool_nor_poke_return_value_is_shown_with_it
 
 
 def test_an_exception_raised_in_learner_code_names_its_line(tmp_path):
-    from grading.pytest_plugin import _message
+    from grading.judge.plugin import _message
 
     (tmp_path / "starters").mkdir()
     source = tmp_path / "starters" / "mod.py"

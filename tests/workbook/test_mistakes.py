@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grading import mistakes
-from grading.rubric import load
+from grading.core.rubric import load
+from grading.instrument import mistakes
 from tests.harness.target import REPO_ROOT
 from tests.workbook.grading_fixtures.builder import make_workbook
 

@@ -24,7 +24,7 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def recorded_run(workbook: Path, record: Path, *workers: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--target=solution", *workers, "-p", "grading.pytest_plugin",
+        [sys.executable, "-m", "pytest", "--target=solution", *workers, "-p", "grading.judge.plugin",
          f"--grading-record={record}", "tests/ex01_mini", "tests/ex02_greeting"],
         cwd=workbook, capture_output=True, text=True, timeout=300, check=False,
     )

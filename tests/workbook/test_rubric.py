@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grading.results import read_events
-from grading.rubric import CRITERION_ID, load
+from grading.core.rubric import CRITERION_ID, load
+from grading.scoring.results import read_events
 from tests.harness.target import REPO_ROOT
 
 RUBRIC = load(REPO_ROOT)
@@ -28,7 +28,7 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The whole suite as pytest collects it (in a subprocess: importing every test module is its business)."""
     record = tmp_path_factory.mktemp("rubric") / "collected.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", f"--target={COLLECTED_TARGET}", "-p", "grading.pytest_plugin",
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", f"--target={COLLECTED_TARGET}", "-p", "grading.judge.plugin",
          f"--grading-record={record}", "--continue-on-collection-errors", "tests"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
     )

@@ -38,7 +38,7 @@ def make_workbook(into: Path) -> Path:
 
 def make_submission(name: str, workbook: Path, into: Path) -> Path:
     """A learner's copy: the workbook's learner release with the learner's changes on top."""
-    from grading.release import build
+    from grading.release.build import build
 
     release = build(workbook, into)
     assert not release.leaks, release.leaks

