@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 from grading.core.environment import wrong_environment
+from grading.core.errors import GradingError
 from grading.core.rubric import RubricError, find_root
-from grading.suite.runner import GradingError
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
 COMMAND_MODULES = ("learner.check", "learner.watch", "learner.hint", "learner.grade", "learner.playground",

@@ -11,7 +11,6 @@ the new one, and a second run grades only what is missing (or changed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import io
@@ -33,17 +32,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grading.core.atomic import write_bytes, write_json, write_text
+from grading.core.errors import GradingError, RosterError
 from grading.core.git_head import read_commit
+from grading.core.processes import stop_tree
 from grading.core.rubric import Rubric, load
+from grading.core.verdicts import VERDICT_FLAG, VERDICTS
 from grading.learner.grade import DEFAULT_PER_TEST_TIMEOUT
-from grading.suite.runner import GradingError
 
 RECORD_SCHEMA = "workbook-class-record/1"
 RECORD_NAME = "record.json"
 LEARNERS = "learners"
 STAGING = ".staging"
-VERDICTS = ("graded", "tampered", "refused", "could_not_grade")
-VERDICT_FLAG = {"tampered": "tampered", "refused": "refused", "could_not_grade": "could not grade"}
 # Exit codes of grade-class and gradebook: some rows have no grade (each says why); no row has one (grading
 # itself is broken here, as on a machine where the sandbox cannot run).
 EXIT_SOME_NOT_GRADED, EXIT_NONE_GRADED = 2, 3
@@ -58,10 +58,6 @@ MOST_MISSED = 10
 CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|^GIT_CONFIG_|^AWS_|^GH_", re.I)
 GRADING_HOME = Path(__file__).resolve().parents[2]
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-class RosterError(GradingError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -184,7 +180,7 @@ class Runner:
         with self._lock:
             processes = list(self._processes)
         for process in processes:
-            _kill_group(process)
+            stop_tree(process, grace=STOP_SECONDS)
 
     def grade(self, entry: Entry) -> tuple[dict[str, Any], bool]:
         """The learner's record, and whether it was graded now (False: an earlier record was still valid)."""
@@ -237,7 +233,7 @@ class Runner:
             except subprocess.TimeoutExpired:
                 code = None
             finally:
-                _kill_group(process)  # whatever it left behind in its process group
+                stop_tree(process, grace=STOP_SECONDS)  # whatever it left behind in its process group
                 with self._lock:
                     self._processes.discard(process)
         if self.stopping.is_set():
@@ -259,37 +255,6 @@ def grader_env() -> dict[str, str]:
 def _still_valid(record: dict[str, Any], entry: Entry, key: str) -> bool:
     return (record.get("key") == key and record.get("repo") == entry.repo
             and record.get("verdict") in VERDICTS and record.get("verdict") != "could_not_grade")
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    """Stop a grade-submission and everything it started.
-
-    It runs pytest in a session of its own, so killing its process group alone would orphan the tests:
-    it is first interrupted (it then stops its own children), then killed with every descendant left.
-    """
-    import psutil  # here: the CI jobs that only plan or fetch run without the workbook's packages
-
-    if process.poll() is None:
-        try:
-            descendants = psutil.Process(process.pid).children(recursive=True)
-        except psutil.Error:
-            descendants = []
-        _signal_group(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        for child in descendants:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-    _signal_group(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=STOP_SECONDS)
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
 
 
 def checkout(entry: Entry, into: Path) -> tuple[Path, str | None, bool]:
@@ -440,30 +405,6 @@ def read_record(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("schema") == RECORD_SCHEMA else None
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    # Not fixtures.atomic: `workbook` is installed as the `grading` package alone and runs from any folder
-    # (an instructor's CI job), where the repo's fixtures/ is not importable.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def install(staging: Path, folder: Path) -> None:

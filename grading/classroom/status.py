@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from grading.classroom.grade_class import read_roster
-from grading.suite.runner import GradingError
+from grading.core.errors import GradingError
 
 CONTEXT = "workbook/grade"
 GITHUB_REPO = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"

@@ -10,15 +10,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grading.core.errors import RubricError
+
 SCHEMA = 1
 RUBRIC_PATH = Path("exercises") / "rubric.toml"
 VISIBILITIES = ("public", "hidden")
 TASK_ID = re.compile(r"^(?P<exercise>[a-z][a-z0-9_]*)\.t(?P<number>\d+)$")
 CRITERION_ID = re.compile(r"^(?P<task>[a-z][a-z0-9_]*\.t\d+)\.(?P<name>[a-z][a-z0-9_]*)$")
-
-
-class RubricError(ValueError):
-    """The rubric cannot be read at all (missing file, invalid TOML, wrong schema)."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading.core.rubric import Exercise, Rubric, Task, load
-from grading.judge.plugin import SPEED_CLASSES
+from grading.core.speed import E2E as SPEED_E2E
 from grading.scoring import reports
 from grading.scoring.results import grade
 from grading.suite.runner import RunOptions, run_suite
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-SPEED_E2E = SPEED_CLASSES["e2e"]
 
 
 class SpliceError(ValueError):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from grading.core.atomic import write_text
 from grading.core.rubric import Exercise, Rubric, load
 from grading.instrument.isolation import copy_workbook, e2e_criteria, solution_dag
 from grading.scoring.results import grade
@@ -268,11 +268,7 @@ def save(root: Path, verdicts: list[Verdict]) -> None:
         path = root / RESULTS / f"{exercise}.json"
         kept = {v["mistake"]: v for v in load_results(path)}
         kept |= {v.mistake: asdict(v) for v in fresh}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_suffix(".json.tmp")
-        scratch.write_text(json.dumps(sorted(kept.values(), key=lambda v: v["mistake"]), indent=1) + "\n",
-                           encoding="utf-8")
-        os.replace(scratch, path)
+        write_text(path, json.dumps(sorted(kept.values(), key=lambda v: v["mistake"]), indent=1) + "\n")
 
 
 def fresh_results(root: Path) -> set[str]:

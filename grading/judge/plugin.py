@@ -30,8 +30,9 @@ from typing import Any
 import pytest
 
 from grading.core.channel import CHANNEL_FD_VAR, SANDBOXED_VAR
+from grading.core.errors import StarterImportError
+from grading.core.speed import speed_of
 
-SPEED_CLASSES = {"integration": 1, "e2e": 2}
 # What the learner's code gave back in the test running now, when its type is not the one Airflow expects
 # (tests/conftest.py notes it: `OrderStatusSensor.poke() returned 'not yet' (str), not a bool or ...`).
 learner_notes: list[str] = []
@@ -314,7 +315,7 @@ def _builds_on(root: Path) -> dict[str, tuple[str, ...]]:
 
 
 def _speed(item: pytest.Item) -> int:
-    return max((SPEED_CLASSES.get(m.name, 0) for m in item.iter_markers()), default=0)
+    return speed_of(m.name for m in item.iter_markers())
 
 
 def _relative_path(item: pytest.Item, config: pytest.Config) -> str:
@@ -333,11 +334,6 @@ def _measured_in_subject() -> list[str]:
     """What this test measured inside the learner's process, in a judge/subject run (tests.harness.remote)."""
     remote = sys.modules.get("tests.harness.remote")
     return remote.take_measured() if remote is not None else []
-
-
-class StarterImportError(ImportError):
-    """A learner's module does not import; its message is the one line that says where and why
-    (`starters/custom_sensors.py:80: SyntaxError: '(' was never closed`)."""
 
 
 def starter_todo(exc: BaseException | None) -> str | None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grading.core.atomic import write_json
+
 # What each exercise's DAGs wait on (the DAG files' `WORKBOOK_*` variables point at these).
 EXERCISE_SIMULATORS = {
     "ex04": ("orders", "health", "ml-data", "partner-export"),
@@ -318,11 +320,7 @@ def read_control(folder: Path) -> dict[str, Any] | None:
 
 
 def write_control(folder: Path, data: dict[str, Any]) -> None:
-    path = folder / CONTROL_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.chmod(0o600)  # the control token steers the simulators
-    os.replace(tmp, path)
+    write_json(folder / CONTROL_FILE, data, mode=0o600)  # the control token steers the simulators
 
 
 def pid_alive(pid: int) -> bool:

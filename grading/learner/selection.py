@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-SLOW_MARKERS = {"integration": 1, "e2e": 2}
+from grading.core.speed import speed_of as marker_speed
+
 NOT_RUN_FAST = "not run in the fast loop: it runs a DAG (make check runs it)"
 
 
@@ -33,7 +34,7 @@ def criteria_of(item: pytest.Item) -> list[str]:
 
 
 def speed_of(item: pytest.Item) -> int:
-    return max((SLOW_MARKERS.get(m.name, 0) for m in item.iter_markers()), default=0)
+    return marker_speed(m.name for m in item.iter_markers())
 
 
 def proves_a_task_of(item: pytest.Item, tasks: set[str]) -> bool:

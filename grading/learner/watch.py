@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from grading.core.processes import kill_group
 from grading.core.rubric import Exercise, Rubric, Task, load
 from grading.learner.check import BAR_MARKS, next_step
 from grading.learner.ticker import RunState, Ticker
@@ -148,13 +149,13 @@ def _run_forked(root: Path, target: str, request: dict[str, Any]) -> dict[str, A
             if done:
                 break
             if time.monotonic() > deadline:
-                _kill_group(pid)
+                kill_group(pid)
                 done, status, usage = os.wait4(pid, 0)
                 return {"exit": None, "cut": True, "wall_s": time.monotonic() - started,
                         "cpu_s": usage.ru_utime + usage.ru_stime}
             time.sleep(0.02)
     except BaseException:
-        _kill_group(pid)
+        kill_group(pid)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         raise
@@ -171,13 +172,6 @@ def pytest_args(root: Path, target: str, request: dict[str, Any]) -> list[str]:
     if request.get("fast", True):
         args.append("--grading-fast")
     return args
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class Worker:

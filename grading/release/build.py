@@ -21,9 +21,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grading.core.errors import GradingError
 from grading.core.rubric import RUBRIC_PATH, Rubric, load
 from grading.release import check as release_check
-from grading.suite.runner import GradingError
 
 RELEASE_AUTHOR = ("Workbook release", "release@workbook.invalid")
 RELEASE_MESSAGE = "Waiting well: an Apache Airflow 3.3 workbook"

@@ -18,7 +18,6 @@ HIDDEN_TEST = "a hidden test"
 # A hidden criterion's hint would say what its hidden test checks: the learner gets this instead.
 HIDDEN_HINT = "hidden criteria have no hint: reread the task's requirements in its chapter"
 HIDDEN_FILE_MESSAGE = "could not be imported (its details are for instructors)"
-VERDICTS = ("graded", "tampered", "refused", "could_not_grade")
 
 
 @dataclass

@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from grading.core.errors import GradingError
 from grading.scoring.results import Run
-from grading.suite.runner import GradingError, RunOptions, run_suite
+from grading.suite.runner import RunOptions, run_suite
 
 PYTEST_CONTROL = '''def test_the_graders_pytest_starts():
     assert True

@@ -13,8 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grading.core.errors import GradingError
 from grading.suite import sandbox
-from grading.suite.runner import GradingError, RunOptions, Sandbox, check_python_starts
+from grading.suite.runner import RunOptions, Sandbox, check_python_starts
 
 EXIT_NO_SANDBOX = 1
 

@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grading.core.errors import GradingError
 from grading.core.git_head import read_commit
 from grading.core.rubric import load
 from grading.learner.grade import add_grading_options, publish, test_paths
@@ -36,7 +37,7 @@ from grading.scoring import reports
 from grading.scoring.results import Grade, Run, grade, scrub, withhold
 from grading.submission import canaries, graded_tree, inventory, probes, review, unmasked
 from grading.suite import sandbox
-from grading.suite.runner import GradingError, RunOptions, Sandbox, check_python_starts, run_suite
+from grading.suite.runner import RunOptions, Sandbox, check_python_starts, run_suite
 
 LEARNER_OWNED = graded_tree.LEARNER_OWNED
 INSTRUCTOR_FOLDER = "instructor"

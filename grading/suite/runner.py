@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grading.core.channel import CHANNEL_FD_VAR, SANDBOXED_VAR, SUBJECT_BWRAP_VAR, SUBJECT_MODE_VAR
+from grading.core.errors import GradingError
+from grading.core.processes import kill_group
 from grading.scoring.results import Run, read_events
 from grading.suite import record_check, record_schema, sandbox
 
 MAX_RESTARTS = 3
 pytest_internal_error, pytest_usage_error = 3, 4
-
-
-class GradingError(RuntimeError):
-    """Grading itself could not run (not: the submission failed)."""
 
 
 # Variables of the caller that would change what pytest runs or where Airflow lives: the graded run sets
@@ -291,10 +288,10 @@ def _run_once(options: RunOptions, command: list[str], timeout: float, record: P
             cut = _wait(process, timeout, options.sandbox.limits.processes if options.sandbox else None,
                         crowded_for=_fork_bomb_window(options.per_test_timeout))
             if cut:
-                _kill_group(process)
+                kill_group(process.pid)
             return process.wait(), cut
         except BaseException:
-            _kill_group(process)
+            kill_group(process.pid)
             process.wait()
             raise
     finally:
@@ -397,10 +394,3 @@ def _tail(log: Path | None, lines: int = 15) -> str:
     if log is None or not log.exists():
         return "(no output kept)"
     return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -27,9 +27,10 @@ from pathlib import Path
 from grading.core.channel import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
 
 PR_SET_DUMPABLE = 4
-HIDDEN_GRADER_FILES = ("grading/submission/canaries.py", "grading/submission/review.py", "grading/submission/graded_tree.py", "grading/submission/inventory.py",
-                       "grading/submission/probes.py", "grading/submission/unmasked.py", "grading/submission/submission.py", "grading/instrument/mistakes.py",
-                       "exercises/rubric.toml")
+# The grader's instructor-side packages (a graded tree has none: this holds if one ever ships) and the full rubric.
+HIDDEN_GRADER_FOLDERS = ("grading/submission", "grading/classroom", "grading/release", "grading/instrument",
+                         "grading/dev")
+HIDDEN_GRADER_FILES = ("exercises/rubric.toml",)
 
 
 def wanted() -> str | None:
@@ -55,6 +56,8 @@ def command(bwrap: str, tree: Path, shared: list[Path]) -> list[str]:
             args += ["--bind", str(folder), str(folder)]
     for path in hidden_files(tree):
         args += ["--ro-bind", "/dev/null", str(path)]
+    for folder in hidden_folders(tree):
+        args += ["--tmpfs", str(folder), "--remount-ro", str(folder)]
     return [*args, "--chdir", str(tree), "--"]
 
 
@@ -62,6 +65,10 @@ def hidden_files(tree: Path) -> list[Path]:
     """What the subject must not read: every test file (the subject runs none), the grader's own tools."""
     tests = sorted(p for p in (tree / "tests").rglob("test_*.py") if p.is_file() and not p.is_symlink())
     return tests + [tree / name for name in HIDDEN_GRADER_FILES if (tree / name).is_file()]
+
+
+def hidden_folders(tree: Path) -> list[Path]:
+    return [tree / name for name in HIDDEN_GRADER_FOLDERS if (tree / name).is_dir() and not (tree / name).is_symlink()]
 
 
 def starter(config) -> object:
