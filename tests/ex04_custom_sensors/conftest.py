@@ -18,7 +18,7 @@ from tests.harness.logs import captured_logs
 
 
 @pytest.fixture(scope="session")
-def sensors(target) -> ModuleType:
+def custom_sensors(target) -> ModuleType:
     """The exercise module of the side under test (`starters.custom_sensors` or `solutions.custom_sensors`)."""
     return target.module("custom_sensors")
 

@@ -18,7 +18,7 @@ def is_done(result) -> bool:
 
 @pytest.mark.criterion("ex04.t2.no_secrets_in_logs")
 @pytest.mark.parametrize("how", ["bearer_token", "headers", "basic_auth", "conn_id"])
-def test_credentials_never_reach_the_log(sensors, health_server, sensor_log, capfd, monkeypatch, how):
+def test_credentials_never_reach_the_log(custom_sensors, health_server, sensor_log, capfd, monkeypatch, how):
     if how == "basic_auth":
         health_server.require_basic("monitor", TOKEN)
         kwargs = {"basic_auth": ("monitor", TOKEN)}
@@ -34,8 +34,8 @@ def test_credentials_never_reach_the_log(sensors, health_server, sensor_log, cap
         kwargs = {"bearer_token": TOKEN} if how == "bearer_token" else {
             "headers": {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": TOKEN}}
         secrets = [TOKEN]
-    sensor = sensors.APIHealthSensor(endpoint_url=health_server.health_url, task_id="wait_for_api",
-                                     expected_response={"status": "healthy"}, request_timeout=2, **kwargs)
+    sensor = custom_sensors.APIHealthSensor(endpoint_url=health_server.health_url, task_id="wait_for_api",
+                                            expected_response={"status": "healthy"}, request_timeout=2, **kwargs)
     health_server.force("maintenance")
     sensor.poke(make_context(sensor))
     health_server.force("healthy")
@@ -51,22 +51,22 @@ def test_credentials_never_reach_the_log(sensors, health_server, sensor_log, cap
 
 @pytest.mark.criterion("ex04.t4.corrupt_history_reset")
 @pytest.mark.parametrize("content", ['{"attempts": [', "[1, 2, 3]", '{"%s": "not a dict"}', ""])
-def test_corrupt_history_is_reset_with_a_warning(sensors, tmp_path, sensor_log, content):
+def test_corrupt_history_is_reset_with_a_warning(custom_sensors, tmp_path, sensor_log, content):
     target_file = tmp_path / "drop" / "export.csv"
     history = tmp_path / "state" / "history.json"
     history.parent.mkdir()
     history.write_text(content.replace("%s", str(target_file)) if "%s" in content else content)
-    sensor = sensors.AdaptiveFileSensor(filepath=str(target_file), history_path=str(history),
-                                        initial_interval=60, min_interval=30, max_interval=300,
-                                        task_id="wait_for_export")
+    sensor = custom_sensors.AdaptiveFileSensor(filepath=str(target_file), history_path=str(history),
+                                               initial_interval=60, min_interval=30, max_interval=300,
+                                               task_id="wait_for_export")
     try:
         result = sensor.poke(make_context(sensor))
     except Exception as exc:
         pytest.fail(f"poke() with a corrupt history file ({content!r}) raised {type(exc).__name__}: {exc}; "
                     f"expected the history reset with a warning")
     assert not is_done(result), "poke() for a file that is not there: expected not done"
-    attempts = sensors.AdaptiveFileSensor(filepath=str(target_file), history_path=str(history),
-                                          task_id="wait_for_export").history()
+    attempts = custom_sensors.AdaptiveFileSensor(filepath=str(target_file), history_path=str(history),
+                                                 task_id="wait_for_export").history()
     assert len(attempts) == 1 and isinstance(attempts[0], dict) and attempts[0].get("success") is False, (
         f"history() after a poke on a reset history: expected one failed attempt recorded, got {attempts!r:.300}"
     )

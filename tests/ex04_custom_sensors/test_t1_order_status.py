@@ -14,8 +14,8 @@ from tests.harness import make_context
 from tests.harness.reschedule import RescheduledTask
 
 
-def make_sensor(sensors, db_path, order_id=1, expected_status="shipped", **kwargs):
-    return sensors.OrderStatusSensor(
+def make_sensor(custom_sensors, db_path, order_id=1, expected_status="shipped", **kwargs):
+    return custom_sensors.OrderStatusSensor(
         order_id=order_id, expected_status=expected_status, db_path=str(db_path), task_id="wait_for_order",
         **kwargs,
     )
@@ -30,8 +30,8 @@ def is_done(result) -> bool:
 
 
 @pytest.mark.criterion("ex04.t1.waits_for_status")
-def test_false_until_the_order_ships(sensors, order_db):
-    sensor = make_sensor(sensors, order_db.root)
+def test_false_until_the_order_ships(custom_sensors, order_db):
+    sensor = make_sensor(custom_sensors, order_db.root)
     seen = []
     for step in (0, 15, 15):  # pending, then processing at 15 s, shipped at 30 s
         order_db.advance(step)
@@ -43,13 +43,13 @@ def test_false_until_the_order_ships(sensors, order_db):
 
 
 @pytest.mark.criterion("ex04.t1.waits_for_status")
-def test_waits_for_the_status_asked_for(sensors, order_db):
-    sensor = make_sensor(sensors, order_db.root, expected_status="processing")
+def test_waits_for_the_status_asked_for(custom_sensors, order_db):
+    sensor = make_sensor(custom_sensors, order_db.root, expected_status="processing")
     assert not is_done(poke(sensor)), "poke() for order 1 (pending) waiting for 'processing': expected not done"
     order_db.advance(15)
     result = poke(sensor)
     assert is_done(result), f"poke() for order 1 now 'processing': expected done, got {result!r}"
-    other = make_sensor(sensors, order_db.root, order_id=2)
+    other = make_sensor(custom_sensors, order_db.root, order_id=2)
     assert not is_done(poke(other)), "poke() for order 2 (still processing) waiting for 'shipped': expected not done"
     order_db.advance(15)
     result = poke(sensor)
@@ -59,9 +59,9 @@ def test_waits_for_the_status_asked_for(sensors, order_db):
 
 
 @pytest.mark.criterion("ex04.t1.returns_order")
-def test_returns_the_order_record_as_xcom(sensors, order_db):
+def test_returns_the_order_record_as_xcom(custom_sensors, order_db):
     order_db.advance(30)
-    result = poke(make_sensor(sensors, order_db.root))
+    result = poke(make_sensor(custom_sensors, order_db.root))
     assert isinstance(result, PokeReturnValue), (
         f"poke() for a shipped order: expected a PokeReturnValue carrying the order, got {result!r}"
     )
@@ -74,9 +74,9 @@ def test_returns_the_order_record_as_xcom(sensors, order_db):
 
 @pytest.mark.criterion("ex04.t1.both_shapes")
 @pytest.mark.parametrize("shape", ["list", "wrapped"])
-def test_reads_both_json_shapes(sensors, tmp_path, sim_clock, shape):
+def test_reads_both_json_shapes(custom_sensors, tmp_path, sim_clock, shape):
     db = OrderDB(tmp_path / shape, clock=sim_clock, shape=shape)
-    sensor = make_sensor(sensors, db.path)  # the file itself, not only its folder
+    sensor = make_sensor(custom_sensors, db.path)  # the file itself, not only its folder
     assert not is_done(poke(sensor)), f"poke() on a {shape!r} orders file, order 1 pending: expected not done"
     db.advance(30)
     result = poke(sensor)
@@ -84,10 +84,10 @@ def test_reads_both_json_shapes(sensors, tmp_path, sim_clock, shape):
 
 
 @pytest.mark.criterion("ex04.t1.both_shapes")
-def test_reads_the_sqlite_database(sensors, tmp_path, sim_clock):
+def test_reads_the_sqlite_database(custom_sensors, tmp_path, sim_clock):
     db = OrderDB(tmp_path / "sql", clock=sim_clock, sqlite=True)
     db.path.unlink()  # only the SQLite file is left
-    sensor = make_sensor(sensors, db.sqlite_path)
+    sensor = make_sensor(custom_sensors, db.sqlite_path)
     assert not is_done(poke(sensor)), "poke() on orders.sqlite, order 1 pending: expected not done"
     db.advance(30)
     result = poke(sensor)
@@ -100,20 +100,20 @@ def test_reads_the_sqlite_database(sensors, tmp_path, sim_clock):
 
 
 @pytest.mark.criterion("ex04.t1.both_shapes")
-def test_reads_a_sqlite_database_named_db(sensors, tmp_path, sim_clock):
+def test_reads_a_sqlite_database_named_db(custom_sensors, tmp_path, sim_clock):
     db = OrderDB(tmp_path / "sql", clock=sim_clock, sqlite=True)
     db.advance(30)
     named_db = db.sqlite_path.with_name("orders.db")
     db.sqlite_path.rename(named_db)
-    result = poke(make_sensor(sensors, named_db))
+    result = poke(make_sensor(custom_sensors, named_db))
     assert is_done(result), f"poke() on {named_db.name} (SQLite), order 1 shipped: expected done, got {result!r}"
 
 
 @pytest.mark.criterion("ex04.t1.survives_bad_db")
-def test_a_lock_is_waited_for_only_sqlite_lock_timeout(sensors, tmp_path, sim_clock):
+def test_a_lock_is_waited_for_only_sqlite_lock_timeout(custom_sensors, tmp_path, sim_clock):
     db = OrderDB(tmp_path / "sql", clock=sim_clock, sqlite=True)
     db.advance(30)
-    sensor = make_sensor(sensors, db.sqlite_path, sqlite_lock_timeout=0.05)
+    sensor = make_sensor(custom_sensors, db.sqlite_path, sqlite_lock_timeout=0.05)
 
     def hold_lock(locked: threading.Event, poked: threading.Event, released_first: list[bool]) -> None:
         with db.lock_sqlite():
@@ -138,7 +138,7 @@ def test_a_lock_is_waited_for_only_sqlite_lock_timeout(sensors, tmp_path, sim_cl
 
 @pytest.mark.criterion("ex04.t1.survives_bad_db")
 @pytest.mark.parametrize("damage", ["missing", "half_written", "garbage", "wrong_shape", "unreadable"])
-def test_bad_database_means_keep_polling(sensors, order_db, sensor_log, damage):
+def test_bad_database_means_keep_polling(custom_sensors, order_db, sensor_log, damage):
     order_db.advance(30)  # shipped: a sensor that ignores the damage would say done
     if damage == "missing":
         order_db.remove()
@@ -150,7 +150,7 @@ def test_bad_database_means_keep_polling(sensors, order_db, sensor_log, damage):
         order_db.path.write_text('{"data": {"id": 1, "status": "shipped"}}')
     else:
         order_db.make_unreadable()
-    sensor = make_sensor(sensors, order_db.root)
+    sensor = make_sensor(custom_sensors, order_db.root)
     try:
         result = poke(sensor)
     except Exception as exc:
@@ -166,10 +166,10 @@ def test_bad_database_means_keep_polling(sensors, order_db, sensor_log, damage):
 
 
 @pytest.mark.criterion("ex04.t1.survives_bad_db")
-def test_a_sqlite_database_not_there_yet_is_not_created(sensors, tmp_path, sensor_log):
+def test_a_sqlite_database_not_there_yet_is_not_created(custom_sensors, tmp_path, sensor_log):
     path = tmp_path / "sql" / "orders.sqlite"
     path.parent.mkdir()
-    sensor = make_sensor(sensors, path)
+    sensor = make_sensor(custom_sensors, path)
     try:
         result = poke(sensor)
     except Exception as exc:
@@ -181,10 +181,10 @@ def test_a_sqlite_database_not_there_yet_is_not_created(sensors, tmp_path, senso
 
 
 @pytest.mark.criterion("ex04.t1.survives_bad_db")
-def test_locked_sqlite_means_keep_polling(sensors, tmp_path, sim_clock, sensor_log):
+def test_locked_sqlite_means_keep_polling(custom_sensors, tmp_path, sim_clock, sensor_log):
     db = OrderDB(tmp_path / "sql", clock=sim_clock, sqlite=True)
     db.advance(30)
-    sensor = make_sensor(sensors, db.sqlite_path, sqlite_lock_timeout=0.05)
+    sensor = make_sensor(custom_sensors, db.sqlite_path, sqlite_lock_timeout=0.05)
     with db.lock_sqlite():
         try:
             result = poke(sensor)
@@ -198,8 +198,8 @@ def test_locked_sqlite_means_keep_polling(sensors, tmp_path, sim_clock, sensor_l
 
 
 @pytest.mark.criterion("ex04.t1.unknown_order")
-def test_unknown_order_keeps_polling_and_says_so(sensors, order_db, sensor_log):
-    sensor = make_sensor(sensors, order_db.root, order_id=42)
+def test_unknown_order_keeps_polling_and_says_so(custom_sensors, order_db, sensor_log):
+    sensor = make_sensor(custom_sensors, order_db.root, order_id=42)
     result = poke(sensor)
     assert not is_done(result), f"poke() for order 42 (not in the DB): expected not done, got {result!r}"
     assert any("42" in m and order_db.path.name in m for m in sensor_log.at_least("warning")), (
@@ -211,8 +211,8 @@ def test_unknown_order_keeps_polling_and_says_so(sensors, order_db, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t1.fails_on_terminal")
-def test_cancelled_order_fails_at_once(sensors, order_db):
-    sensor = make_sensor(sensors, order_db.root, order_id=3)
+def test_cancelled_order_fails_at_once(custom_sensors, order_db):
+    sensor = make_sensor(custom_sensors, order_db.root, order_id=3)
     assert not is_done(poke(sensor)), "poke() for order 3 (confirmed) waiting for 'shipped': expected not done"
     order_db.advance(20)  # order 3 is cancelled
     with pytest.raises(AirflowFailException) as raised:
@@ -224,23 +224,23 @@ def test_cancelled_order_fails_at_once(sensors, order_db):
 
 
 @pytest.mark.criterion("ex04.t1.fails_on_terminal")
-def test_terminal_statuses_are_configurable(sensors, order_db):
+def test_terminal_statuses_are_configurable(custom_sensors, order_db):
     order_db.advance(20)
-    waiting = make_sensor(sensors, order_db.root, order_id=3, terminal_statuses=())
+    waiting = make_sensor(custom_sensors, order_db.root, order_id=3, terminal_statuses=())
     assert not is_done(poke(waiting)), (
         "poke() for cancelled order 3 with terminal_statuses=(): expected not done (keep polling)"
     )
     order_db.set_status(2, "on_hold")
-    strict = make_sensor(sensors, order_db.root, order_id=2, terminal_statuses=("on_hold",))
+    strict = make_sensor(custom_sensors, order_db.root, order_id=2, terminal_statuses=("on_hold",))
     with pytest.raises(AirflowFailException):
         poke(strict)
-    wants_cancelled = make_sensor(sensors, order_db.root, order_id=3, expected_status="cancelled")
+    wants_cancelled = make_sensor(custom_sensors, order_db.root, order_id=3, expected_status="cancelled")
     assert is_done(poke(wants_cancelled)), "poke() waiting for 'cancelled' on cancelled order 3: expected done"
 
 
 @pytest.mark.criterion("ex04.t1.logs_attempts")
-def test_each_poke_logs_order_status_and_attempt(sensors, order_db, sensor_log):
-    sensor = make_sensor(sensors, order_db.root)
+def test_each_poke_logs_order_status_and_attempt(custom_sensors, order_db, sensor_log):
+    sensor = make_sensor(custom_sensors, order_db.root)
     for step in (0, 15):
         order_db.advance(step)
         poke(sensor)
@@ -255,8 +255,8 @@ def test_each_poke_logs_order_status_and_attempt(sensors, order_db, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t1.logs_attempts")
-def test_attempts_count_on_across_reschedules(sensors, order_db, sensor_log):
-    task = RescheduledTask(lambda: make_sensor(sensors, order_db.root, mode="reschedule"))
+def test_attempts_count_on_across_reschedules(custom_sensors, order_db, sensor_log):
+    task = RescheduledTask(lambda: make_sensor(custom_sensors, order_db.root, mode="reschedule"))
     for _ in range(3):  # three reschedule pokes, each on a new instance, the order still pending
         task.poke()
     attempts = [int(m.group(1)) for line in sensor_log.messages

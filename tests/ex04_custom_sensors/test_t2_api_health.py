@@ -16,11 +16,11 @@ from tests.harness.remote import subject_module
 HEALTHY = {"status": "healthy", "version": "1.0"}
 
 
-def make_sensor(sensors, url, **kwargs):
+def make_sensor(custom_sensors, url, **kwargs):
     kwargs.setdefault("expected_response", HEALTHY)
     kwargs.setdefault("request_timeout", 2)
     kwargs.setdefault("retry_backoff", 0.01)
-    return sensors.APIHealthSensor(endpoint_url=url, task_id="wait_for_api", **kwargs)
+    return custom_sensors.APIHealthSensor(endpoint_url=url, task_id="wait_for_api", **kwargs)
 
 
 def poke(sensor):
@@ -32,8 +32,8 @@ def is_done(result) -> bool:
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
-def test_follows_the_maintenance_cycle(sensors, health_server, sim_clock):
-    sensor = make_sensor(sensors, health_server.health_url)
+def test_follows_the_maintenance_cycle(custom_sensors, health_server, sim_clock):
+    sensor = make_sensor(custom_sensors, health_server.health_url)
     seen = []
     for at in (0, 70, 130):  # healthy, maintenance (503), healthy again
         sim_clock.advance(at - sim_clock.now())
@@ -45,8 +45,8 @@ def test_follows_the_maintenance_cycle(sensors, health_server, sim_clock):
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
-def test_extra_keys_are_fine_and_the_xcom_has_the_body(sensors, health_server):
-    result = poke(make_sensor(sensors, health_server.health_url))
+def test_extra_keys_are_fine_and_the_xcom_has_the_body(custom_sensors, health_server):
+    result = poke(make_sensor(custom_sensors, health_server.health_url))
     assert isinstance(result, PokeReturnValue) and result.is_done, (
         f"poke() on a healthy API: expected PokeReturnValue(is_done=True, ...), got {result!r}"
     )
@@ -67,16 +67,16 @@ def test_extra_keys_are_fine_and_the_xcom_has_the_body(sensors, health_server):
         (204, {"status": "healthy", "version": "1.0"}, "the right body with an unexpected status"),
     ],
 )
-def test_reads_the_body_not_only_the_status(sensors, health_server, status, body, why):
+def test_reads_the_body_not_only_the_status(custom_sensors, health_server, status, body, why):
     health_server.queue_response(status, body if isinstance(body, str | dict) else json.dumps(body))
-    result = poke(make_sensor(sensors, health_server.health_url))
+    result = poke(make_sensor(custom_sensors, health_server.health_url))
     assert not is_done(result), f"poke() on {why}: expected not done, got {result!r}"
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
-def test_contains_is_a_recursive_subset(sensors, health_server):
+def test_contains_is_a_recursive_subset(custom_sensors, health_server):
     expected = {"status": "healthy", "checks": {"db": "ok"}}
-    sensor = make_sensor(sensors, health_server.health_url, expected_response=expected)
+    sensor = make_sensor(custom_sensors, health_server.health_url, expected_response=expected)
     answers = [
         ({"status": "healthy", "checks": {"db": "ok", "cache": "ok"}, "timestamp": 1}, True,
          "a nested dict with an extra key"),
@@ -92,20 +92,20 @@ def test_contains_is_a_recursive_subset(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
-def test_other_expected_status_and_response(sensors, health_server):
+def test_other_expected_status_and_response(custom_sensors, health_server):
     health_server.version = "2.3"
-    sensor = make_sensor(sensors, health_server.health_url, expected_response={"version": "2.3"})
+    sensor = make_sensor(custom_sensors, health_server.health_url, expected_response={"version": "2.3"})
     assert is_done(poke(sensor)), "poke() expecting version 2.3 from an API at 2.3: expected done"
     health_server.force("maintenance")
-    sensor = make_sensor(sensors, health_server.health_url, expected_status=503,
+    sensor = make_sensor(custom_sensors, health_server.health_url, expected_status=503,
                          expected_response={"status": "maintenance"})
     assert is_done(poke(sensor)), "poke() expecting 503 maintenance during maintenance: expected done"
 
 
 @pytest.mark.criterion("ex04.t2.auth")
-def test_bearer_token(sensors, health_server):
+def test_bearer_token(custom_sensors, health_server):
     health_server.require_bearer("s3cr3t-token")
-    result = poke(make_sensor(sensors, health_server.health_url, bearer_token="s3cr3t-token"))
+    result = poke(make_sensor(custom_sensors, health_server.health_url, bearer_token="s3cr3t-token"))
     assert is_done(result), f"poke() with the right bearer token: expected done, got {result!r}"
     assert health_server.received_headers[-1].get("Authorization") == "Bearer s3cr3t-token", (
         f"the server expected 'Authorization: Bearer s3cr3t-token', received {health_server.received_headers[-1]}"
@@ -113,9 +113,9 @@ def test_bearer_token(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.auth")
-def test_basic_auth_and_custom_headers(sensors, health_server):
+def test_basic_auth_and_custom_headers(custom_sensors, health_server):
     health_server.require_basic("monitor", "pa55word")
-    sensor = make_sensor(sensors, health_server.health_url, basic_auth=("monitor", "pa55word"),
+    sensor = make_sensor(custom_sensors, health_server.health_url, basic_auth=("monitor", "pa55word"),
                          headers={"X-Request-Source": "airflow"})
     assert is_done(poke(sensor)), "poke() with the right basic credentials: expected done"
     received = health_server.received_headers[-1]
@@ -123,15 +123,15 @@ def test_basic_auth_and_custom_headers(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.auth")
-def test_headers_alone_can_carry_auth(sensors, health_server):
+def test_headers_alone_can_carry_auth(custom_sensors, health_server):
     health_server.require_bearer("from-headers")
-    sensor = make_sensor(sensors, health_server.health_url, headers={"Authorization": "Bearer from-headers"})
+    sensor = make_sensor(custom_sensors, health_server.health_url, headers={"Authorization": "Bearer from-headers"})
     assert is_done(poke(sensor)), "poke() with Authorization given in headers: expected done"
 
 
 @pytest.mark.criterion("ex04.t2.auth")
 @pytest.mark.parametrize("kind", ["basic", "bearer"])
-def test_credentials_from_an_airflow_connection(sensors, health_server, monkeypatch, kind):
+def test_credentials_from_an_airflow_connection(custom_sensors, health_server, monkeypatch, kind):
     # Connections resolve through the secrets backends, environment variables included: the same lookup
     # the Task Runner does, so the sensor has to call BaseHook.get_connection (or Connection.get).
     conn_id = f"ex04_health_{kind}"
@@ -141,7 +141,7 @@ def test_credentials_from_an_airflow_connection(sensors, health_server, monkeypa
     else:
         health_server.require_bearer("c0nn-token")
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", '{"conn_type": "http", "password": "c0nn-token"}')
-    result = poke(make_sensor(sensors, health_server.health_url, conn_id=conn_id))
+    result = poke(make_sensor(custom_sensors, health_server.health_url, conn_id=conn_id))
     assert is_done(result), (
         f"poke() with conn_id={conn_id!r} ({kind} credentials in the connection): expected done, got {result!r}; "
         f"server received {health_server.received_headers[-1:]}"
@@ -150,9 +150,9 @@ def test_credentials_from_an_airflow_connection(sensors, health_server, monkeypa
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
 @pytest.mark.parametrize("given", [None, "wrong-token"])
-def test_rejected_credentials_fail_at_once(sensors, health_server, given):
+def test_rejected_credentials_fail_at_once(custom_sensors, health_server, given):
     health_server.require_bearer("right-token")
-    sensor = make_sensor(sensors, health_server.health_url, bearer_token=given)
+    sensor = make_sensor(custom_sensors, health_server.health_url, bearer_token=given)
     with pytest.raises(AirflowFailException) as raised:
         poke(sensor)
     assert "401" in str(raised.value), f"poke() answered 401: expected the message to say 401, got {raised.value!r}"
@@ -160,43 +160,43 @@ def test_rejected_credentials_fail_at_once(sensors, health_server, given):
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
 @pytest.mark.parametrize("status", [403, 404])
-def test_forbidden_and_not_found_fail_at_once(sensors, health_server, status):
+def test_forbidden_and_not_found_fail_at_once(custom_sensors, health_server, status):
     health_server.queue_response(status, {"error": "no"})
     with pytest.raises(AirflowFailException):
-        poke(make_sensor(sensors, health_server.health_url))
+        poke(make_sensor(custom_sensors, health_server.health_url))
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_wrong_path_fails_at_once(sensors, health_server):
+def test_wrong_path_fails_at_once(custom_sensors, health_server):
     with pytest.raises(AirflowFailException):
-        poke(make_sensor(sensors, f"{health_server.url}/api/helth"))
+        poke(make_sensor(custom_sensors, f"{health_server.url}/api/helth"))
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
 @pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/api/health", "127.0.0.1:8081/api/health"])
-def test_malformed_url_fails_at_once(sensors, url):
+def test_malformed_url_fails_at_once(custom_sensors, url):
     with pytest.raises(AirflowFailException):
-        poke(make_sensor(sensors, url))
+        poke(make_sensor(custom_sensors, url))
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_unknown_connection_fails_at_once(sensors, health_server):
+def test_unknown_connection_fails_at_once(custom_sensors, health_server):
     with pytest.raises(AirflowFailException):
-        poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_no_such_connection"))
+        poke(make_sensor(custom_sensors, health_server.health_url, conn_id="ex04_no_such_connection"))
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_server_errors_are_not_yet(sensors, health_server):
+def test_server_errors_are_not_yet(custom_sensors, health_server):
     for status in (500, 502, 503, 429):
         health_server.queue_response(status, {"error": "busy"})
-        result = poke(make_sensor(sensors, health_server.health_url))
+        result = poke(make_sensor(custom_sensors, health_server.health_url))
         assert not is_done(result), f"poke() on a {status}: expected not done (not a failure), got {result!r}"
 
 
 @pytest.mark.criterion("ex04.t2.request_timeout")
-def test_slow_response_ends_at_request_timeout(sensors, health_server):
+def test_slow_response_ends_at_request_timeout(custom_sensors, health_server):
     health_server.latency = 3.0
-    sensor = make_sensor(sensors, health_server.health_url, request_timeout=0.2, connect_retries=2,
+    sensor = make_sensor(custom_sensors, health_server.health_url, request_timeout=0.2, connect_retries=2,
                          retry_backoff=0.01)
     started = time.monotonic()
     result = poke(sensor)
@@ -211,9 +211,9 @@ def test_slow_response_ends_at_request_timeout(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.retries_connection_errors")
-def test_connection_errors_retried_within_one_poke(sensors, health_server):
+def test_connection_errors_retried_within_one_poke(custom_sensors, health_server):
     health_server.drop_connections = True
-    sensor = make_sensor(sensors, health_server.health_url, connect_retries=3, retry_backoff=0.01)
+    sensor = make_sensor(custom_sensors, health_server.health_url, connect_retries=3, retry_backoff=0.01)
     result = poke(sensor)
     assert not is_done(result), f"poke() while the API drops connections: expected not done, got {result!r}"
     assert len(health_server.requests) == 4, (
@@ -223,11 +223,11 @@ def test_connection_errors_retried_within_one_poke(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.retries_connection_errors")
-def test_backoff_doubles_and_is_bounded(sensors, health_server, monkeypatch):
+def test_backoff_doubles_and_is_bounded(custom_sensors, health_server, monkeypatch):
     health_server.drop_connections = True
     slept: list[float] = []
     monkeypatch.setattr(subject_module("time"), "sleep", slept.append)
-    sensor = make_sensor(sensors, health_server.health_url, connect_retries=4, retry_backoff=0.5,
+    sensor = make_sensor(custom_sensors, health_server.health_url, connect_retries=4, retry_backoff=0.5,
                          max_retry_backoff=1.5)
     poke(sensor)
     assert slept == [0.5, 1.0, 1.5, 1.5], (
@@ -237,17 +237,17 @@ def test_backoff_doubles_and_is_bounded(sensors, health_server, monkeypatch):
 
 
 @pytest.mark.criterion("ex04.t2.retries_connection_errors")
-def test_refused_connection_is_not_yet(sensors, health_server):
+def test_refused_connection_is_not_yet(custom_sensors, health_server):
     url = health_server.health_url
     health_server.stop()  # nothing listens on the port any more
-    result = poke(make_sensor(sensors, url, connect_retries=1))
+    result = poke(make_sensor(custom_sensors, url, connect_retries=1))
     assert not is_done(result), f"poke() with the API down (connection refused): expected not done, got {result!r}"
 
 
 @pytest.mark.criterion("ex04.t2.logs_responses")
-def test_logs_status_latency_and_body(sensors, health_server, sensor_log):
+def test_logs_status_latency_and_body(custom_sensors, health_server, sensor_log):
     health_server.force("maintenance")
-    poke(make_sensor(sensors, health_server.health_url))
+    poke(make_sensor(custom_sensors, health_server.health_url))
     text = sensor_log.text
     assert "503" in text and "maintenance" in text and "ms" in text, (
         f"poke() on a 503: expected the log to show the status, the latency (ms) and the body, got {text!r}"
@@ -262,26 +262,26 @@ def test_logs_status_latency_and_body(sensors, health_server, sensor_log):
     ({"connect_retries": -1}, "connect_retries"),
     ({"retry_backoff": -0.5}, "retry_backoff"),
 ])
-def test_impossible_settings_are_refused(sensors, kwargs, named):
+def test_impossible_settings_are_refused(custom_sensors, kwargs, named):
     with pytest.raises(ValueError, match=named):
-        sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api", **kwargs)
+        custom_sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api", **kwargs)
 
 
 @pytest.mark.criterion("ex04.t2.auth")
-def test_settings_at_their_limits_are_accepted(sensors):
+def test_settings_at_their_limits_are_accepted(custom_sensors):
     try:
-        sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api",
-                                request_timeout=0.01, connect_retries=0, retry_backoff=0, bearer_token="t")
+        custom_sensors.APIHealthSensor(endpoint_url="http://127.0.0.1/health", task_id="wait_for_api",
+                                       request_timeout=0.01, connect_retries=0, retry_backoff=0, bearer_token="t")
     except ValueError as exc:
         pytest.fail(f"APIHealthSensor(request_timeout=0.01, connect_retries=0, retry_backoff=0, one credential) "
                     f"raised ValueError({exc}); expected it accepted")
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_an_https_url_is_not_malformed(sensors, health_server):
+def test_an_https_url_is_not_malformed(custom_sensors, health_server):
     url = health_server.health_url.replace("http://", "https://")  # no TLS there: a connection error
     try:
-        result = poke(make_sensor(sensors, url, connect_retries=0))
+        result = poke(make_sensor(custom_sensors, url, connect_retries=0))
     except AirflowFailException as exc:
         pytest.fail(f"poke() on {url}: raised AirflowFailException({exc}); an https URL is well formed, "
                     f"and failing to connect means not yet")
@@ -289,33 +289,33 @@ def test_an_https_url_is_not_malformed(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_a_bad_request_fails_at_once_naming_its_status(sensors, health_server):
+def test_a_bad_request_fails_at_once_naming_its_status(custom_sensors, health_server):
     health_server.queue_response(400, {"error": "bad request"})
     with pytest.raises(AirflowFailException) as raised:
-        poke(make_sensor(sensors, health_server.health_url))
+        poke(make_sensor(custom_sensors, health_server.health_url))
     assert "400" in str(raised.value), f"poke() answered 400: expected the failure to say 400, got {raised.value!r}"
 
 
 @pytest.mark.criterion("ex04.t2.fails_fast")
-def test_the_failures_name_what_is_wrong(sensors, health_server, monkeypatch):
+def test_the_failures_name_what_is_wrong(custom_sensors, health_server, monkeypatch):
     with pytest.raises(AirflowFailException) as raised:
-        poke(make_sensor(sensors, "ftp://127.0.0.1/api/health"))
+        poke(make_sensor(custom_sensors, "ftp://127.0.0.1/api/health"))
     assert "ftp://127.0.0.1/api/health" in str(raised.value), (
         f"poke() with endpoint_url='ftp://127.0.0.1/api/health': expected the failure to name the URL, "
         f"got {raised.value!r}"
     )
     with pytest.raises(AirflowFailException) as raised:
-        poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_no_such_connection"))
+        poke(make_sensor(custom_sensors, health_server.health_url, conn_id="ex04_no_such_connection"))
     assert "ex04_no_such_connection" in str(raised.value), (
         f"poke() with an unknown conn_id: expected the failure to name it, got {raised.value!r}"
     )
 
 
 @pytest.mark.criterion("ex04.t2.auth")
-def test_a_connection_without_credentials_fails_naming_it(sensors, health_server, monkeypatch):
+def test_a_connection_without_credentials_fails_naming_it(custom_sensors, health_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_EX04_HEALTH_EMPTY", '{"conn_type": "http", "host": "127.0.0.1"}')
     with pytest.raises(AirflowFailException) as raised:
-        poke(make_sensor(sensors, health_server.health_url, conn_id="ex04_health_empty"))
+        poke(make_sensor(custom_sensors, health_server.health_url, conn_id="ex04_health_empty"))
     assert "ex04_health_empty" in str(raised.value), (
         f"poke() with a connection that has neither login nor password: expected AirflowFailException naming "
         f"it, got {raised.value!r}"
@@ -323,10 +323,10 @@ def test_a_connection_without_credentials_fails_naming_it(sensors, health_server
 
 
 @pytest.mark.criterion("ex04.t2.checks_status_and_body")
-def test_the_xcom_has_status_body_and_latency_in_ms(sensors, health_server):
+def test_the_xcom_has_status_body_and_latency_in_ms(custom_sensors, health_server):
     health_server.latency = 0.2
     started = time.monotonic()
-    result = poke(make_sensor(sensors, health_server.health_url))
+    result = poke(make_sensor(custom_sensors, health_server.health_url))
     wall_ms = (time.monotonic() - started) * 1000
     assert isinstance(result, PokeReturnValue) and result.is_done, f"poke() on a healthy API: got {result!r}"
     xcom = result.xcom_value
@@ -340,10 +340,10 @@ def test_the_xcom_has_status_body_and_latency_in_ms(sensors, health_server):
 
 
 @pytest.mark.criterion("ex04.t2.logs_responses")
-def test_the_logged_latency_is_in_milliseconds(sensors, health_server, sensor_log):
+def test_the_logged_latency_is_in_milliseconds(custom_sensors, health_server, sensor_log):
     health_server.latency = 0.2
     started = time.monotonic()
-    poke(make_sensor(sensors, health_server.health_url))
+    poke(make_sensor(custom_sensors, health_server.health_url))
     wall_ms = (time.monotonic() - started) * 1000
     # "203 ms", "203ms" or a structured "latency_ms=203" / "latency_ms": 203
     logged = [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)\s*ms\b", sensor_log.text)]

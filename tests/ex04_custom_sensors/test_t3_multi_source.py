@@ -29,8 +29,8 @@ def broken() -> bool:
     raise ConnectionError("catalog database unreachable")
 
 
-def make_sensor(sensors, conditions, **kwargs):
-    return sensors.MultiSourceReadinessSensor(conditions=conditions, task_id="wait_for_sources", **kwargs)
+def make_sensor(custom_sensors, conditions, **kwargs):
+    return custom_sensors.MultiSourceReadinessSensor(conditions=conditions, task_id="wait_for_sources", **kwargs)
 
 
 def poke(sensor):
@@ -42,9 +42,9 @@ def is_done(result) -> bool:
 
 
 @pytest.mark.criterion("ex04.t3.all_mode")
-def test_all_mode_waits_for_every_condition(sensors):
+def test_all_mode_waits_for_every_condition(custom_sensors):
     a, b, c = Switch(), Switch(), Switch()
-    sensor = make_sensor(sensors, {"a": a, "b": b, "c": c}, require_all=True)
+    sensor = make_sensor(custom_sensors, {"a": a, "b": b, "c": c}, require_all=True)
     seen = []
     for switch in (a, b, c):
         switch.ready = True
@@ -57,8 +57,8 @@ def test_all_mode_waits_for_every_condition(sensors):
 
 
 @pytest.mark.criterion("ex04.t3.all_mode")
-def test_all_mode_is_not_done_while_a_condition_errors(sensors):
-    sensor = make_sensor(sensors, {"ready": Switch(True), "broken": broken}, require_all=True)
+def test_all_mode_is_not_done_while_a_condition_errors(custom_sensors):
+    sensor = make_sensor(custom_sensors, {"ready": Switch(True), "broken": broken}, require_all=True)
     result = poke(sensor)
     assert not is_done(result), (
         f"poke() in all-mode with one ready and one raising condition: expected not done (an error is not "
@@ -66,9 +66,9 @@ def test_all_mode_is_not_done_while_a_condition_errors(sensors):
 
 
 @pytest.mark.criterion("ex04.t3.all_mode")
-def test_all_mode_checks_every_condition_on_every_poke(sensors):
+def test_all_mode_checks_every_condition_on_every_poke(custom_sensors):
     a, b, c = Switch(), Switch(True), Switch()
-    sensor = make_sensor(sensors, {"a": a, "b": b, "c": c}, require_all=True)
+    sensor = make_sensor(custom_sensors, {"a": a, "b": b, "c": c}, require_all=True)
     for _ in range(2):
         poke(sensor)
     calls = {"a": a.calls, "b": b.calls, "c": c.calls}
@@ -78,32 +78,32 @@ def test_all_mode_checks_every_condition_on_every_poke(sensors):
 
 
 @pytest.mark.criterion("ex04.t3.any_mode")
-def test_any_mode_is_done_when_one_is_ready_while_another_errors(sensors):
-    sensor = make_sensor(sensors, {"broken": broken, "ready": Switch(True)}, require_all=False)
+def test_any_mode_is_done_when_one_is_ready_while_another_errors(custom_sensors):
+    sensor = make_sensor(custom_sensors, {"broken": broken, "ready": Switch(True)}, require_all=False)
     result = poke(sensor)
     assert is_done(result), (
         f"poke() in any-mode with one raising and one ready condition: expected done (one is ready), got {result!r}")
 
 
 @pytest.mark.criterion("ex04.t3.any_mode")
-def test_any_mode_needs_one(sensors):
+def test_any_mode_needs_one(custom_sensors):
     a, b = Switch(), Switch()
-    sensor = make_sensor(sensors, {"a": a, "b": b}, require_all=False)
+    sensor = make_sensor(custom_sensors, {"a": a, "b": b}, require_all=False)
     assert not is_done(poke(sensor)), "poke() in any-mode with no condition ready: expected False"
     b.ready = True
     assert is_done(poke(sensor)), "poke() in any-mode with condition 'b' ready: expected True"
 
 
 @pytest.mark.criterion("ex04.t3.any_mode")
-def test_any_mode_is_not_fooled_by_an_error(sensors):
-    sensor = make_sensor(sensors, {"broken": broken, "off": Switch()}, require_all=False)
+def test_any_mode_is_not_fooled_by_an_error(custom_sensors):
+    sensor = make_sensor(custom_sensors, {"broken": broken, "off": Switch()}, require_all=False)
     assert not is_done(poke(sensor)), "poke() in any-mode with one raising and one unready condition: expected False"
 
 
 @pytest.mark.criterion("ex04.t3.condition_status")
-def test_status_per_condition_is_returned_as_xcom(sensors):
+def test_status_per_condition_is_returned_as_xcom(custom_sensors):
     a, b = Switch(True), Switch()
-    sensor = make_sensor(sensors, {"a": a, "b": b})
+    sensor = make_sensor(custom_sensors, {"a": a, "b": b})
     poke(sensor)
     a_first_seen = (sensor.condition_status.get("a") or {}).get("first_ready_at")
     b.ready = True
@@ -125,8 +125,8 @@ def test_status_per_condition_is_returned_as_xcom(sensors):
 
 
 @pytest.mark.criterion("ex04.t3.condition_status")
-def test_each_poke_logs_every_condition(sensors, sensor_log):
-    sensor = make_sensor(sensors, {"behavior_logs": Switch(True), "catalog": Switch(), "inventory": broken})
+def test_each_poke_logs_every_condition(custom_sensors, sensor_log):
+    sensor = make_sensor(custom_sensors, {"behavior_logs": Switch(True), "catalog": Switch(), "inventory": broken})
     poke(sensor)
     text = sensor_log.text
     for name, status in (("behavior_logs", "ready"), ("catalog", "waiting"), ("inventory", "error")):
@@ -136,9 +136,9 @@ def test_each_poke_logs_every_condition(sensors, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t3.raising_condition")
-def test_a_raising_condition_counts_as_not_ready(sensors, sensor_log):
+def test_a_raising_condition_counts_as_not_ready(custom_sensors, sensor_log):
     ok = Switch(True)
-    sensor = make_sensor(sensors, {"ok": ok, "broken": broken})
+    sensor = make_sensor(custom_sensors, {"ok": ok, "broken": broken})
     try:
         result = poke(sensor)
     except Exception as exc:
@@ -155,23 +155,23 @@ def test_a_raising_condition_counts_as_not_ready(sensors, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_a_timeout_for_an_unknown_condition_is_refused(sensors):
+def test_a_timeout_for_an_unknown_condition_is_refused(custom_sensors):
     with pytest.raises(ValueError) as raised:
-        make_sensor(sensors, {"catalog": Switch()}, condition_timeouts={"catalgo": 60})
+        make_sensor(custom_sensors, {"catalog": Switch()}, condition_timeouts={"catalgo": 60})
     assert "catalgo" in str(raised.value), (
         f"condition_timeouts={{'catalgo': 60}} for conditions {{'catalog'}}: expected a ValueError naming 'catalgo' "
         f"(a typo would otherwise never time out), got {raised.value!r}"
     )
     with pytest.raises(ValueError):
-        make_sensor(sensors, {})
+        make_sensor(custom_sensors, {})
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
-    sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": Switch()},
+def test_all_mode_fails_naming_the_late_condition(custom_sensors, monkeypatch):
+    sensor = make_sensor(custom_sensors, {"fast": Switch(True), "late_feed": Switch()},
                          condition_timeouts={"late_feed": 60})
     assert not is_done(poke(sensor)), "first poke(), 'late_feed' within its timeout: expected not done"
-    _travel(sensors, monkeypatch, seconds=61)
+    _travel(custom_sensors, monkeypatch, seconds=61)
     with pytest.raises(AirflowException) as raised:
         poke(sensor)
     assert isinstance(raised.value, AirflowSensorTimeout) and "late_feed" in str(raised.value), (
@@ -181,12 +181,12 @@ def test_all_mode_fails_naming_the_late_condition(sensors, monkeypatch):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_a_condition_ready_past_its_deadline_is_ready_not_timed_out(sensors, monkeypatch):
+def test_a_condition_ready_past_its_deadline_is_ready_not_timed_out(custom_sensors, monkeypatch):
     late_feed = Switch()
-    sensor = make_sensor(sensors, {"fast": Switch(True), "late_feed": late_feed},
+    sensor = make_sensor(custom_sensors, {"fast": Switch(True), "late_feed": late_feed},
                          condition_timeouts={"late_feed": 60})
     assert not is_done(poke(sensor)), "first poke(), 'late_feed' not ready within its timeout: expected not done"
-    _travel(sensors, monkeypatch, seconds=61)
+    _travel(custom_sensors, monkeypatch, seconds=61)
     late_feed.ready = True
     try:
         result = poke(sensor)
@@ -197,12 +197,12 @@ def test_a_condition_ready_past_its_deadline_is_ready_not_timed_out(sensors, mon
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, monkeypatch):
+def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(custom_sensors, monkeypatch):
     slow, slower = Switch(), Switch()
-    sensor = make_sensor(sensors, {"slow": slow, "slower": slower}, require_all=False,
+    sensor = make_sensor(custom_sensors, {"slow": slow, "slower": slower}, require_all=False,
                          condition_timeouts={"slow": 60, "slower": 120})
     poke(sensor)
-    _travel(sensors, monkeypatch, seconds=61)
+    _travel(custom_sensors, monkeypatch, seconds=61)
     assert not is_done(poke(sensor)), "poke() in any-mode, 'slow' timed out, 'slower' still in time: expected False"
     assert sensor.condition_status["slow"]["status"] == "timed_out", (
         f"condition_status['slow'] past its 60 s: expected 'timed_out', got {sensor.condition_status['slow']!r}"
@@ -211,21 +211,21 @@ def test_any_mode_drops_a_late_condition_and_fails_when_all_are_out(sensors, mon
     slow.ready = True
     poke(sensor)
     assert slow.calls == calls, "poke() in any-mode: a timed-out condition must not be checked any more"
-    _travel(sensors, monkeypatch, seconds=121)
+    _travel(custom_sensors, monkeypatch, seconds=121)
     with pytest.raises(AirflowException) as raised:
         poke(sensor)
     assert "slower" in str(raised.value), f"every condition timed out: expected a failure, got {raised.value!r}"
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_in_reschedule_mode_a_condition_timeout_counts_from_the_first_poke(sensors, monkeypatch):
+def test_in_reschedule_mode_a_condition_timeout_counts_from_the_first_poke(custom_sensors, monkeypatch):
     late_feed = Switch()
-    task = RescheduledTask(lambda: make_sensor(sensors, {"fast": Switch(True), "late_feed": late_feed},
+    task = RescheduledTask(lambda: make_sensor(custom_sensors, {"fast": Switch(True), "late_feed": late_feed},
                                                condition_timeouts={"late_feed": 60}, mode="reschedule"))
     assert not is_done(task.poke()), "first poke(), 'late_feed' within its timeout: expected not done"
-    _travel(sensors, monkeypatch, seconds=30)
+    _travel(custom_sensors, monkeypatch, seconds=30)
     assert not is_done(task.poke()), "poke() on a new instance 30 s after the first poke: expected not done"
-    _travel(sensors, monkeypatch, seconds=31)  # 61 s after the first poke
+    _travel(custom_sensors, monkeypatch, seconds=31)  # 61 s after the first poke
     with pytest.raises(AirflowException) as raised:
         task.poke()
     assert "late_feed" in str(raised.value), (
@@ -236,20 +236,20 @@ def test_in_reschedule_mode_a_condition_timeout_counts_from_the_first_poke(senso
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
-def test_behavior_logs_fresh(sensors, ml_data):
-    check = sensors.behavior_logs_fresh(ml_data.behavior_dir, max_age_minutes=60)
+def test_behavior_logs_fresh(custom_sensors, ml_data):
+    check = custom_sensors.behavior_logs_fresh(ml_data.behavior_dir, max_age_minutes=60)
     assert check() is False, "behavior_logs_fresh() on an empty folder: expected False"
     ml_data.add_behavior_log(age_minutes=90)
     assert check() is False, "behavior_logs_fresh(max_age_minutes=60) with only a 90-minute-old log: expected False"
     ml_data.advance(20)  # the simulator drops a fresh log
     assert check() is True, "behavior_logs_fresh() after a fresh log appeared: expected True"
-    missing = sensors.behavior_logs_fresh(ml_data.root / "nowhere")
+    missing = custom_sensors.behavior_logs_fresh(ml_data.root / "nowhere")
     assert missing() is False, "behavior_logs_fresh() on a folder that does not exist yet: expected False"
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
-def test_catalog_version_above(sensors, ml_data):
-    check = sensors.catalog_version_above(ml_data.catalog_url, min_version=100)
+def test_catalog_version_above(custom_sensors, ml_data):
+    check = custom_sensors.catalog_version_above(ml_data.catalog_url, min_version=100)
     results = []
     for at in (0, 20, 30):  # versions 98, 100, 101
         ml_data.advance(at - ml_data.elapsed())
@@ -264,13 +264,13 @@ def test_catalog_version_above(sensors, ml_data):
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
-def test_seed_defaults_and_the_freshness_edge(sensors, ml_data):
-    fresh = sensors.behavior_logs_fresh(ml_data.behavior_dir)  # max_age_minutes=60 by default
+def test_seed_defaults_and_the_freshness_edge(custom_sensors, ml_data):
+    fresh = custom_sensors.behavior_logs_fresh(ml_data.behavior_dir)  # max_age_minutes=60 by default
     ml_data.add_behavior_log(age_minutes=60.5)
     assert fresh() is False, "behavior_logs_fresh() (60 minutes by default) with a 60.5-minute-old log: expected False"
     ml_data.add_behavior_log(age_minutes=59.5)
     assert fresh() is True, "behavior_logs_fresh() (60 minutes by default) with a 59.5-minute-old log: expected True"
-    above = sensors.catalog_version_above(ml_data.catalog_url)  # min_version=100 by default
+    above = custom_sensors.catalog_version_above(ml_data.catalog_url)  # min_version=100 by default
     results = []
     for at in (20, 30):  # versions 100, 101
         ml_data.advance(at - ml_data.elapsed())
@@ -282,8 +282,8 @@ def test_seed_defaults_and_the_freshness_edge(sensors, ml_data):
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
-def test_inventory_snapshot_today(sensors, ml_data):
-    check = sensors.inventory_snapshot_today(ml_data.inventory_path)
+def test_inventory_snapshot_today(custom_sensors, ml_data):
+    check = custom_sensors.inventory_snapshot_today(ml_data.inventory_path)
     assert check() is False, "inventory_snapshot_today() before the snapshot exists: expected False"
     ml_data.write_inventory(datetime.now(UTC).date() - timedelta(days=1))
     assert check() is False, "inventory_snapshot_today() on yesterday's snapshot: expected False"
@@ -292,11 +292,11 @@ def test_inventory_snapshot_today(sensors, ml_data):
 
 
 @pytest.mark.criterion("ex04.t3.seed_conditions")
-def test_the_three_together(sensors, ml_data):
-    sensor = make_sensor(sensors, {
-        "behavior_logs": sensors.behavior_logs_fresh(ml_data.behavior_dir),
-        "catalog": sensors.catalog_version_above(ml_data.catalog_url),
-        "inventory": sensors.inventory_snapshot_today(ml_data.inventory_path),
+def test_the_three_together(custom_sensors, ml_data):
+    sensor = make_sensor(custom_sensors, {
+        "behavior_logs": custom_sensors.behavior_logs_fresh(ml_data.behavior_dir),
+        "catalog": custom_sensors.catalog_version_above(ml_data.catalog_url),
+        "inventory": custom_sensors.inventory_snapshot_today(ml_data.inventory_path),
     })
     seen = []
     for at in (0, 20, 30, 40):
@@ -310,8 +310,8 @@ def test_the_three_together(sensors, ml_data):
 
 
 @pytest.mark.criterion("ex04.t3.condition_status")
-def test_a_condition_not_ready_yet_is_waiting(sensors):
-    sensor = make_sensor(sensors, {"ready": Switch(True), "not_yet": Switch()})
+def test_a_condition_not_ready_yet_is_waiting(custom_sensors):
+    sensor = make_sensor(custom_sensors, {"ready": Switch(True), "not_yet": Switch()})
     poke(sensor)
     status = sensor.condition_status
     assert status["not_yet"]["status"] == "waiting" and status["not_yet"]["checks"] == 1, (
@@ -324,8 +324,8 @@ def test_a_condition_not_ready_yet_is_waiting(sensors):
 
 
 @pytest.mark.criterion("ex04.t3.raising_condition")
-def test_a_raising_condition_is_never_ready(sensors, sensor_log, monkeypatch):
-    sensor = make_sensor(sensors, {"ok": Switch(True), "broken": broken}, require_all=False)
+def test_a_raising_condition_is_never_ready(custom_sensors, sensor_log, monkeypatch):
+    sensor = make_sensor(custom_sensors, {"ok": Switch(True), "broken": broken}, require_all=False)
     result = poke(sensor)
     assert isinstance(result, PokeReturnValue) and result.is_done, f"any-mode with one ready: got {result!r}"
     broken_status = result.xcom_value["broken"]
@@ -336,9 +336,9 @@ def test_a_raising_condition_is_never_ready(sensors, sensor_log, monkeypatch):
     assert any("broken" in m for m in sensor_log.at_least("warning")), (
         f"poke() whose condition 'broken' raised: expected a warning naming it, got {sensor_log.messages}"
     )
-    sensor = make_sensor(sensors, {"ok": Switch(True), "broken": broken}, condition_timeouts={"broken": 60})
+    sensor = make_sensor(custom_sensors, {"ok": Switch(True), "broken": broken}, condition_timeouts={"broken": 60})
     poke(sensor)
-    _travel(sensors, monkeypatch, seconds=61)
+    _travel(custom_sensors, monkeypatch, seconds=61)
     with pytest.raises(AirflowException) as raised:
         poke(sensor)
     assert "broken" in str(raised.value), (
@@ -348,11 +348,11 @@ def test_a_raising_condition_is_never_ready(sensors, sensor_log, monkeypatch):
 
 
 @pytest.mark.criterion("ex04.t3.condition_timeouts")
-def test_no_conditions_is_refused_saying_so(sensors):
+def test_no_conditions_is_refused_saying_so(custom_sensors):
     with pytest.raises(ValueError, match="condition"):
-        make_sensor(sensors, {})
+        make_sensor(custom_sensors, {})
 
 
-def _travel(sensors, monkeypatch, seconds: float) -> None:
+def _travel(custom_sensors, monkeypatch, seconds: float) -> None:
     """Move the sensor's notion of now forward (it reads airflow.sdk.timezone.utcnow or time)."""
     travel(monkeypatch, seconds)

@@ -26,12 +26,12 @@ def history(tmp_path):
     return tmp_path / "state" / "adaptive_history.json"
 
 
-def make_sensor(sensors, filepath, history_path, **kwargs):
+def make_sensor(custom_sensors, filepath, history_path, **kwargs):
     kwargs.setdefault("initial_interval", 60)
     kwargs.setdefault("min_interval", 30)
     kwargs.setdefault("max_interval", 300)
-    return sensors.AdaptiveFileSensor(filepath=str(filepath), history_path=str(history_path),
-                                      task_id="wait_for_export", **kwargs)
+    return custom_sensors.AdaptiveFileSensor(filepath=str(filepath), history_path=str(history_path),
+                                             task_id="wait_for_export", **kwargs)
 
 
 def record(sensor, successes: int, failures: int) -> None:
@@ -56,8 +56,8 @@ def is_done(result) -> bool:
         (3, 7, 60, "exactly 30 % is not below 30 %: unchanged"),
     ],
 )
-def test_the_seed_rule(sensors, drop, history, successes, failures, expected, why):
-    sensor = make_sensor(sensors, drop, history)
+def test_the_seed_rule(custom_sensors, drop, history, successes, failures, expected, why):
+    sensor = make_sensor(custom_sensors, drop, history)
     record(sensor, successes, failures)
     got = sensor.calculate_adaptive_interval()
     assert got == pytest.approx(expected, abs=1), (
@@ -67,19 +67,19 @@ def test_the_seed_rule(sensors, drop, history, successes, failures, expected, wh
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
-def test_clamped_to_min_and_max(sensors, drop, history):
-    fast = make_sensor(sensors, drop, history, initial_interval=250)
+def test_clamped_to_min_and_max(custom_sensors, drop, history):
+    fast = make_sensor(custom_sensors, drop, history, initial_interval=250)
     record(fast, 10, 0)
     assert fast.calculate_adaptive_interval() == 300, "250 s + 50 % with max_interval=300: expected 300"
-    slow = make_sensor(sensors, drop.with_name("other.csv"), history, initial_interval=35)
+    slow = make_sensor(custom_sensors, drop.with_name("other.csv"), history, initial_interval=35)
     record(slow, 0, 10)
     assert slow.calculate_adaptive_interval() == 30, "35 s - 30 % with min_interval=30: expected 30"
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
 @pytest.mark.parametrize(("successes", "expected"), [(10, 67.5), (0, 31.5)])
-def test_the_rule_is_exact_not_rounded_to_seconds(sensors, drop, history, successes, expected):
-    sensor = make_sensor(sensors, drop, history, initial_interval=45)
+def test_the_rule_is_exact_not_rounded_to_seconds(custom_sensors, drop, history, successes, expected):
+    sensor = make_sensor(custom_sensors, drop, history, initial_interval=45)
     record(sensor, successes, 10 - successes)
     got = sensor.calculate_adaptive_interval()
     assert got == pytest.approx(expected, abs=1e-6), (
@@ -94,25 +94,25 @@ def test_the_rule_is_exact_not_rounded_to_seconds(sensors, drop, history, succes
     ({"initial_interval": 10, "min_interval": 10, "max_interval": 5}, "max_interval"),
     ({"history_size": 0}, "history_size"),
 ])
-def test_impossible_settings_are_refused(sensors, drop, history, kwargs, named):
+def test_impossible_settings_are_refused(custom_sensors, drop, history, kwargs, named):
     with pytest.raises(ValueError, match=named):
-        sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
-                                   **kwargs)
+        custom_sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
+                                          **kwargs)
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
-def test_settings_at_their_limits_are_accepted(sensors, drop, history):
+def test_settings_at_their_limits_are_accepted(custom_sensors, drop, history):
     try:
-        sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
-                                   initial_interval=1, min_interval=1, max_interval=1, history_size=1)
+        custom_sensors.AdaptiveFileSensor(filepath=str(drop), history_path=str(history), task_id="wait_for_export",
+                                          initial_interval=1, min_interval=1, max_interval=1, history_size=1)
     except ValueError as exc:
         pytest.fail(f"AdaptiveFileSensor(min_interval=1, max_interval=1, history_size=1) raised "
                     f"ValueError({exc}); expected it accepted")
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
-def test_the_rule_starts_from_the_current_interval(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history, max_interval=1000, history_size=20)
+def test_the_rule_starts_from_the_current_interval(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history, max_interval=1000, history_size=20)
     record(sensor, successes=20, failures=0)
     got = []
     for _ in range(3):  # each poke misses the file: 95 %, 90 %, 85 % success, all above 80 %
@@ -124,10 +124,10 @@ def test_the_rule_starts_from_the_current_interval(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
-def test_a_sensor_with_a_smaller_history_size_reads_only_its_last_attempts(sensors, drop, history):
-    writer = make_sensor(sensors, drop, history, history_size=20)
+def test_a_sensor_with_a_smaller_history_size_reads_only_its_last_attempts(custom_sensors, drop, history):
+    writer = make_sensor(custom_sensors, drop, history, history_size=20)
     record(writer, successes=5, failures=15)  # 25 % over 20 attempts, 100 % over the last 5
-    reader = make_sensor(sensors, drop, history, history_size=5)
+    reader = make_sensor(custom_sensors, drop, history, history_size=5)
     got = reader.calculate_adaptive_interval()
     assert got == pytest.approx(90, abs=1), (
         f"history_size=5 on a history of 15 failures then 5 successes written with history_size=20: expected 90 "
@@ -135,8 +135,8 @@ def test_a_sensor_with_a_smaller_history_size_reads_only_its_last_attempts(senso
 
 
 @pytest.mark.criterion("ex04.t4.adaptive_rule")
-def test_only_the_last_history_size_attempts_count(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history, history_size=5)
+def test_only_the_last_history_size_attempts_count(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history, history_size=5)
     record(sensor, successes=5, failures=20)  # 20 old failures, then 5 successes
     got = sensor.calculate_adaptive_interval()
     assert got == pytest.approx(90, abs=1), (
@@ -145,11 +145,11 @@ def test_only_the_last_history_size_attempts_count(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.history_persists")
-def test_history_survives_a_new_instance_keyed_by_path(sensors, drop, history):
-    first = make_sensor(sensors, drop, history, history_size=5)
+def test_history_survives_a_new_instance_keyed_by_path(custom_sensors, drop, history):
+    first = make_sensor(custom_sensors, drop, history, history_size=5)
     record(first, successes=5, failures=2)
-    again = make_sensor(sensors, drop, history, history_size=5)  # the next DAG run
-    other = make_sensor(sensors, drop.with_name("other.csv"), history, history_size=5)
+    again = make_sensor(custom_sensors, drop, history, history_size=5)  # the next DAG run
+    other = make_sensor(custom_sensors, drop.with_name("other.csv"), history, history_size=5)
     assert again.calculate_adaptive_interval() == pytest.approx(90, abs=1), (
         "a new instance watching the same path, whose last 5 attempts were successes: expected 90"
     )
@@ -158,20 +158,20 @@ def test_history_survives_a_new_instance_keyed_by_path(sensors, drop, history):
     assert isinstance(data, dict) and str(drop) in data, (
         f"the history file must be keyed by the watched path {str(drop)!r}; got {type(data).__name__} "
         f"{list(data) if isinstance(data, dict) else data!r:.200}")
-    kept = make_sensor(sensors, drop, history, history_size=5).history()
+    kept = make_sensor(custom_sensors, drop, history, history_size=5).history()
     assert isinstance(kept, list) and len(kept) == 5, (
         f"history() of a new instance, history_size=5 after 7 attempts: expected the last 5 attempts, got "
         f"{type(kept).__name__} {kept!r:.300}")
 
 
 @pytest.mark.criterion("ex04.t4.history_persists")
-def test_poke_records_each_attempt(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history)
+def test_poke_records_each_attempt(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history)
     sensor.poke(make_context(sensor))
     drop.write_text("id,value\n")
     result = sensor.poke(make_context(sensor))
     assert is_done(result), f"poke() after the file arrived: expected done, got {result!r}"
-    attempts = make_sensor(sensors, drop, history).history()
+    attempts = make_sensor(custom_sensors, drop, history).history()
     assert [a.get("success") if isinstance(a, dict) else a for a in attempts] == [False, True], (
         f"history() of a new instance after two pokes (missing, then present): expected attempts with success "
         f"False, then True, got {attempts!r:.300}"
@@ -184,12 +184,12 @@ def test_poke_records_each_attempt(sensors, drop, history):
 
 @pytest.mark.criterion("ex04.t4.interval_is_waited")
 @pytest.mark.parametrize("exponential_backoff", [False, True])
-def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypatch, exponential_backoff):
+def test_poke_mode_sleeps_the_adaptive_interval(custom_sensors, drop, history, monkeypatch, exponential_backoff):
     sensor_module = subject_module("airflow.sdk.bases.sensor")
 
     # With exponential_backoff Airflow computes its own wait from poke_interval unless the sensor answers
     # _get_next_poke_interval itself (the chapter's hint 2): the adaptive interval must still be the one waited.
-    sensor = make_sensor(sensors, drop, history, timeout=3600, exponential_backoff=exponential_backoff)
+    sensor = make_sensor(custom_sensors, drop, history, timeout=3600, exponential_backoff=exponential_backoff)
     record(sensor, successes=0, failures=10)  # 60 s - 30 % = 42 s
     slept: list[float] = []
 
@@ -206,8 +206,8 @@ def test_poke_mode_sleeps_the_adaptive_interval(sensors, drop, history, monkeypa
 
 
 @pytest.mark.criterion("ex04.t4.interval_is_waited")
-def test_reschedule_mode_reschedules_at_the_adaptive_interval(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+def test_reschedule_mode_reschedules_at_the_adaptive_interval(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history, mode="reschedule", timeout=3600)
     record(sensor, successes=10, failures=0)  # 60 s + 50 % = 90 s
     before = timezone.utcnow()
     with pytest.raises(AirflowRescheduleException) as raised:
@@ -220,10 +220,10 @@ def test_reschedule_mode_reschedules_at_the_adaptive_interval(sensors, drop, his
 
 
 @pytest.mark.criterion("ex04.t4.manual_override")
-def test_override_interval_wins(sensors, drop, history, monkeypatch):
+def test_override_interval_wins(custom_sensors, drop, history, monkeypatch):
     sensor_module = subject_module("airflow.sdk.bases.sensor")
 
-    sensor = make_sensor(sensors, drop, history, override_interval=5, timeout=3600)
+    sensor = make_sensor(custom_sensors, drop, history, override_interval=5, timeout=3600)
     record(sensor, successes=10, failures=0)
     slept: list[float] = []
     monkeypatch.setattr(sensor_module.time, "sleep", lambda s: (slept.append(s), drop.write_text("x")))
@@ -232,8 +232,8 @@ def test_override_interval_wins(sensors, drop, history, monkeypatch):
 
 
 @pytest.mark.criterion("ex04.t4.manual_override")
-def test_override_from_the_run_conf(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+def test_override_from_the_run_conf(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history, mode="reschedule", timeout=3600)
     record(sensor, successes=10, failures=0)
     context = make_context(sensor, conf={"poll_interval_override": 10})
     before = timezone.utcnow()
@@ -252,8 +252,8 @@ def test_override_from_the_run_conf(sensors, drop, history):
     (-5, 90, "a negative override is ignored"),
     ("soon", 90, "an override that is not a number is ignored"),
 ])
-def test_only_a_positive_number_overrides(sensors, drop, history, sensor_log, override, expected, why):
-    sensor = make_sensor(sensors, drop, history, mode="reschedule", timeout=3600)
+def test_only_a_positive_number_overrides(custom_sensors, drop, history, sensor_log, override, expected, why):
+    sensor = make_sensor(custom_sensors, drop, history, mode="reschedule", timeout=3600)
     record(sensor, successes=10, failures=0)  # the next poke learns 60 s -> 90 s
     context = make_context(sensor, conf={"poll_interval_override": override})
     before = timezone.utcnow()
@@ -271,12 +271,12 @@ def test_only_a_positive_number_overrides(sensors, drop, history, sensor_log, ov
 
 
 @pytest.mark.criterion("ex04.t4.history_persists")
-def test_the_learned_interval_carries_over_to_the_next_poke_on_a_new_instance(sensors, drop, history):
-    first = make_sensor(sensors, drop, history)
+def test_the_learned_interval_carries_over_to_the_next_poke_on_a_new_instance(custom_sensors, drop, history):
+    first = make_sensor(custom_sensors, drop, history)
     for _ in range(10):
         first.record_attempt(True, 0.1)
     first.poke(make_context(first))  # 10 of 11 found: above 80 %, 60 s -> 90 s
-    second = make_sensor(sensors, drop, history)  # reschedule mode: the next poke is a new instance
+    second = make_sensor(custom_sensors, drop, history)  # reschedule mode: the next poke is a new instance
     assert second.metrics()["current_interval"] == pytest.approx(90), (
         f"a new instance after a poke that learned 90 s (60 s, success rate above 80 %): expected metrics() "
         f"current_interval 90 (the result becomes the current interval), got {second.metrics()}"
@@ -288,15 +288,15 @@ def test_the_learned_interval_carries_over_to_the_next_poke_on_a_new_instance(se
 
 
 @pytest.mark.criterion("ex04.t4.metrics")
-def test_metrics_before_the_first_attempt(sensors, drop, history):
-    metrics = make_sensor(sensors, drop, history).metrics()
+def test_metrics_before_the_first_attempt(custom_sensors, drop, history):
+    metrics = make_sensor(custom_sensors, drop, history).metrics()
     expected = {"attempts": 0, "success_rate": 0.0, "mean_duration": 0.0, "current_interval": 60.0}
     assert metrics == expected, f"metrics() with an empty history: expected {expected}, got {metrics}"
 
 
 @pytest.mark.criterion("ex04.t4.metrics")
-def test_metrics_report_the_learned_interval(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history)
+def test_metrics_report_the_learned_interval(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history)
     record(sensor, successes=10, failures=0)
     sensor.poke(make_context(sensor))  # the file is missing: 10 of 11 found, above 80 %: 60 s + 50 %
     got = sensor.metrics().get("current_interval")
@@ -305,8 +305,8 @@ def test_metrics_report_the_learned_interval(sensors, drop, history):
 
 
 @pytest.mark.criterion("ex04.t4.metrics")
-def test_metrics(sensors, drop, history):
-    sensor = make_sensor(sensors, drop, history)
+def test_metrics(custom_sensors, drop, history):
+    sensor = make_sensor(custom_sensors, drop, history)
     sensor.record_attempt(False, 0.2)
     sensor.record_attempt(False, 0.4)
     sensor.record_attempt(True, 0.6)

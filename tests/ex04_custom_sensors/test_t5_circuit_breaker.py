@@ -38,8 +38,8 @@ class FlakyCheck:
 class Breaker:
     """Pokes through a new sensor instance each time (reschedule mode), all in the same task run."""
 
-    def __init__(self, sensors, sim_clock, state_dir, check, **kwargs) -> None:
-        self.make = lambda: sensors.CircuitBreakerSensor(
+    def __init__(self, custom_sensors, sim_clock, state_dir, check, **kwargs) -> None:
+        self.make = lambda: custom_sensors.CircuitBreakerSensor(
             task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
             mode="reschedule", **kwargs,
         )
@@ -62,9 +62,9 @@ def poke_safely(breaker: Breaker, what: str):
 
 
 @pytest.mark.criterion("ex04.t5.opens_after_threshold")
-def test_opens_after_threshold_consecutive_errors(sensors, sim_clock, state_dir, sensor_log):
+def test_opens_after_threshold_consecutive_errors(custom_sensors, sim_clock, state_dir, sensor_log):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
     for n in range(3):
         assert not is_done(poke_safely(breaker, f"with the check failing (error {n + 1})"))
     assert check.calls == 3, f"3 pokes below the threshold: expected 3 checks, got {check.calls}"
@@ -80,9 +80,9 @@ def test_opens_after_threshold_consecutive_errors(sensors, sim_clock, state_dir,
 
 
 @pytest.mark.criterion("ex04.t5.opens_after_threshold")
-def test_the_threshold_error_opens_the_circuit_then_and_there(sensors, sim_clock, state_dir):
+def test_the_threshold_error_opens_the_circuit_then_and_there(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
     for _ in range(3):
         poke_safely(breaker, "with the check failing")  # the third error opens the circuit, at t = 0
     sim_clock.advance(30)
@@ -96,9 +96,9 @@ def test_the_threshold_error_opens_the_circuit_then_and_there(sensors, sim_clock
 
 
 @pytest.mark.criterion("ex04.t5.opens_after_threshold")
-def test_an_answer_resets_the_count(sensors, sim_clock, state_dir):
+def test_an_answer_resets_the_count(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
     for failing in (True, True, False, True, True):  # never 3 errors in a row
         check.failing = failing
         poke_safely(breaker, "while errors alternate with answers")
@@ -111,9 +111,9 @@ def test_an_answer_resets_the_count(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.skips_while_open")
-def test_a_skipped_check_is_logged(sensors, sim_clock, state_dir, sensor_log):
+def test_a_skipped_check_is_logged(custom_sensors, sim_clock, state_dir, sensor_log):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()  # open
     sensor_log.clear()
@@ -125,9 +125,9 @@ def test_a_skipped_check_is_logged(sensors, sim_clock, state_dir, sensor_log):
 
 
 @pytest.mark.criterion("ex04.t5.skips_while_open")
-def test_skips_checks_until_recovery_timeout(sensors, sim_clock, state_dir):
+def test_skips_checks_until_recovery_timeout(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()
     calls = check.calls
@@ -142,9 +142,9 @@ def test_skips_checks_until_recovery_timeout(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
-def test_skipped_pokes_do_not_restart_the_recovery_clock(sensors, sim_clock, state_dir):
+def test_skipped_pokes_do_not_restart_the_recovery_clock(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
     breaker.poke()
     breaker.poke()  # open at t = 0
     sim_clock.advance(60)
@@ -158,9 +158,9 @@ def test_skipped_pokes_do_not_restart_the_recovery_clock(sensors, sim_clock, sta
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
-def test_trial_after_recovery_timeout_closes_on_success(sensors, sim_clock, state_dir):
+def test_trial_after_recovery_timeout_closes_on_success(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()
     check.failing, check.ready = False, True
@@ -170,9 +170,9 @@ def test_trial_after_recovery_timeout_closes_on_success(sensors, sim_clock, stat
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
-def test_failed_trial_opens_again_at_once(sensors, sim_clock, state_dir):
+def test_failed_trial_opens_again_at_once(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=300)
     for _ in range(3):
         breaker.poke()
     sim_clock.advance(301)
@@ -191,9 +191,9 @@ def test_failed_trial_opens_again_at_once(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
-def test_not_ready_answer_closes_the_circuit(sensors, sim_clock, state_dir):
+def test_not_ready_answer_closes_the_circuit(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
     breaker.poke()
     breaker.poke()
     sim_clock.advance(101)
@@ -208,9 +208,9 @@ def test_not_ready_answer_closes_the_circuit(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_state_is_kept_outside_the_instance(sensors, sim_clock, state_dir):
+def test_state_is_kept_outside_the_instance(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()
     assert state_dir.exists() and any(state_dir.iterdir()), (
@@ -225,12 +225,12 @@ def test_state_is_kept_outside_the_instance(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_state_is_per_task_run(sensors, sim_clock, state_dir):
+def test_state_is_per_task_run(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()
-    other_run = sensors.CircuitBreakerSensor(
+    other_run = custom_sensors.CircuitBreakerSensor(
         task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
         failure_threshold=2, recovery_timeout=300,
     )
@@ -242,11 +242,11 @@ def test_state_is_per_task_run(sensors, sim_clock, state_dir):
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_guards_a_real_http_check(sensors, sim_clock, state_dir, health_server):
+def test_guards_a_real_http_check(custom_sensors, sim_clock, state_dir, health_server):
     def api_healthy() -> bool:
         return requests.get(health_server.health_url, timeout=2).status_code == 200
 
-    breaker = Breaker(sensors, sim_clock, state_dir, api_healthy, failure_threshold=2, recovery_timeout=60)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, api_healthy, failure_threshold=2, recovery_timeout=60)
     health_server.drop_connections = True
     breaker.poke()
     breaker.poke()
@@ -260,10 +260,10 @@ def test_guards_a_real_http_check(sensors, sim_clock, state_dir, health_server):
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_each_mapped_task_instance_has_its_own_circuit(sensors, sim_clock, state_dir):
+def test_each_mapped_task_instance_has_its_own_circuit(custom_sensors, sim_clock, state_dir):
     checks = [FlakyCheck(), FlakyCheck()]
     first, second = (
-        RescheduledTask(lambda check=check: sensors.CircuitBreakerSensor(
+        RescheduledTask(lambda check=check: custom_sensors.CircuitBreakerSensor(
             task_id="guarded_check", condition=check, state_dir=str(state_dir), clock=sim_clock.now,
             mode="reschedule", failure_threshold=2, recovery_timeout=300), logical_date=RUN_DATE, map_index=index)
         for index, check in enumerate(checks)
@@ -299,9 +299,9 @@ class TimedCheck(FlakyCheck):
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_the_xcom_counts_checks_errors_and_their_time(sensors, sim_clock, state_dir):
+def test_the_xcom_counts_checks_errors_and_their_time(custom_sensors, sim_clock, state_dir):
     check = TimedCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=3, recovery_timeout=60)
     poke_seconds = 0.0
     for failing, ready in ((True, False), (True, False), (False, False), (False, True)):  # 2 errors, no, yes
         check.failing, check.ready = failing, ready
@@ -331,9 +331,9 @@ def test_the_xcom_counts_checks_errors_and_their_time(sensors, sim_clock, state_
 
 
 @pytest.mark.criterion("ex04.t5.half_open_recovery")
-def test_a_successful_trial_reports_a_closed_circuit(sensors, sim_clock, state_dir):
+def test_a_successful_trial_reports_a_closed_circuit(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=100)
     breaker.poke()
     breaker.poke()
     check.failing, check.ready = False, True
@@ -349,10 +349,10 @@ def test_a_successful_trial_reports_a_closed_circuit(sensors, sim_clock, state_d
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_a_first_poke_that_succeeds_leaves_no_state(sensors, sim_clock, state_dir):
+def test_a_first_poke_that_succeeds_leaves_no_state(custom_sensors, sim_clock, state_dir):
     check = FlakyCheck()
     check.failing, check.ready = False, True
-    result = poke_safely(Breaker(sensors, sim_clock, state_dir, check), "whose first check answers ready")
+    result = poke_safely(Breaker(custom_sensors, sim_clock, state_dir, check), "whose first check answers ready")
     assert is_done(result), f"poke() whose first check answers ready: expected done, got {result!r}"
     left = [p.name for p in json_files(state_dir)]
     assert not left, f"a sensor that succeeded: expected its state file removed, found {left}"
@@ -360,10 +360,10 @@ def test_a_first_poke_that_succeeds_leaves_no_state(sensors, sim_clock, state_di
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
 @pytest.mark.parametrize("tasks", [("guard_A", "guard_B"), ("a_guard", "b_guard")])
-def test_tasks_whose_ids_differ_in_one_letter_have_their_own_circuits(sensors, sim_clock, state_dir, tasks):
+def test_tasks_whose_ids_differ_in_one_letter_have_their_own_circuits(custom_sensors, sim_clock, state_dir, tasks):
     checks = [FlakyCheck(), FlakyCheck()]
     first, second = (
-        RescheduledTask(lambda check=check, task=task: sensors.CircuitBreakerSensor(
+        RescheduledTask(lambda check=check, task=task: custom_sensors.CircuitBreakerSensor(
             task_id=task, condition=check, state_dir=str(state_dir), clock=sim_clock.now, mode="reschedule",
             failure_threshold=2, recovery_timeout=300), logical_date=RUN_DATE)
         for task, check in zip(tasks, checks, strict=True)
@@ -378,11 +378,11 @@ def test_tasks_whose_ids_differ_in_one_letter_have_their_own_circuits(sensors, s
 
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
-def test_state_dir_defaults_under_airflow_home(sensors, sim_clock, tmp_path, monkeypatch):
+def test_state_dir_defaults_under_airflow_home(custom_sensors, sim_clock, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     check = FlakyCheck()
-    sensor = sensors.CircuitBreakerSensor(task_id="guarded_check", condition=check, clock=sim_clock.now,
-                                          failure_threshold=2)
+    sensor = custom_sensors.CircuitBreakerSensor(task_id="guarded_check", condition=check, clock=sim_clock.now,
+                                                 failure_threshold=2)
     sensor.poke(make_context(sensor, logical_date=RUN_DATE))
     folder = tmp_path / "home" / "sensor_state" / "circuit_breakers"
     found = json_files(folder)
@@ -394,9 +394,9 @@ def test_state_dir_defaults_under_airflow_home(sensors, sim_clock, tmp_path, mon
 
 @pytest.mark.criterion("ex04.t5.survives_reschedule")
 @pytest.mark.parametrize("damage", ["not JSON", "[1, 2]"])
-def test_an_unreadable_state_file_means_a_closed_circuit(sensors, sim_clock, state_dir, sensor_log, damage):
+def test_an_unreadable_state_file_means_a_closed_circuit(custom_sensors, sim_clock, state_dir, sensor_log, damage):
     check = FlakyCheck()
-    breaker = Breaker(sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, check, failure_threshold=2, recovery_timeout=300)
     breaker.poke()
     breaker.poke()  # open
     files = json_files(state_dir)
@@ -417,8 +417,8 @@ def test_an_unreadable_state_file_means_a_closed_circuit(sensors, sim_clock, sta
 
 
 @pytest.mark.criterion("ex04.t5.opens_after_threshold")
-def test_an_error_is_logged_with_what_was_raised(sensors, sim_clock, state_dir, sensor_log):
-    breaker = Breaker(sensors, sim_clock, state_dir, FlakyCheck(), failure_threshold=3)
+def test_an_error_is_logged_with_what_was_raised(custom_sensors, sim_clock, state_dir, sensor_log):
+    breaker = Breaker(custom_sensors, sim_clock, state_dir, FlakyCheck(), failure_threshold=3)
     poke_safely(breaker, "with the check failing")
     assert any("upstream refused the connection" in m for m in sensor_log.messages), (
         f"poke() whose check raised ConnectionError('upstream refused the connection'): expected a log line "
@@ -431,7 +431,7 @@ def test_an_error_is_logged_with_what_was_raised(sensors, sim_clock, state_dir, 
     ({"failure_threshold": 0}, "failure_threshold"),
     ({"recovery_timeout": -1}, "recovery_timeout"),
 ])
-def test_impossible_settings_are_refused(sensors, kwargs, named):
+def test_impossible_settings_are_refused(custom_sensors, kwargs, named):
     with pytest.raises(ValueError, match=named):
-        sensors.CircuitBreakerSensor(task_id="guarded_check", condition=FlakyCheck(), **kwargs)
-    sensors.CircuitBreakerSensor(task_id="edge", condition=FlakyCheck(), failure_threshold=1, recovery_timeout=0)
+        custom_sensors.CircuitBreakerSensor(task_id="guarded_check", condition=FlakyCheck(), **kwargs)
+    custom_sensors.CircuitBreakerSensor(task_id="edge", condition=FlakyCheck(), failure_threshold=1, recovery_timeout=0)

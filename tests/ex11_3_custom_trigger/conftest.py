@@ -25,7 +25,7 @@ from tests.harness.resources import sessions  # noqa: F401  (the aiohttp session
 
 
 @pytest.fixture(scope="session")
-def ct(target) -> ModuleType:
+def custom_trigger(target) -> ModuleType:
     """The target's `custom_trigger` module (starters/ or solutions/)."""
     return target.module("custom_trigger")
 
@@ -124,16 +124,16 @@ def e2e_health_server() -> Iterator[HealthServer]:
 
 
 @pytest.fixture(scope="module")
-def airflow_extra_env(ct: ModuleType, e2e_health_server: HealthServer) -> dict[str, str]:
+def airflow_extra_env(custom_trigger: ModuleType, e2e_health_server: HealthServer) -> dict[str, str]:
     """What the DAG files read, for every Airflow process. First, in this process, the parts of the module
     the e2e run needs: an unimplemented starter fails here in seconds, before any process starts."""
     e2e_health_server.force("healthy")
     try:
-        trigger = ct.HttpPollingTrigger(e2e_health_server.health_url, expected_value="healthy", poll_interval=1)
+        trigger = custom_trigger.HttpPollingTrigger(e2e_health_server.health_url, expected_value="healthy", poll_interval=1)
         trigger.serialize()
         asyncio.run(anext(trigger.run()))
-        ct.HttpPollingOperator(task_id="check", endpoint=e2e_health_server.health_url,
-                               expected_value="healthy").execute_complete({}, {"status": "success"})
+        custom_trigger.HttpPollingOperator(task_id="check", endpoint=e2e_health_server.health_url,
+                                           expected_value="healthy").execute_complete({}, {"status": "success"})
     finally:
         e2e_health_server.force("maintenance")
     return {

@@ -8,14 +8,14 @@ from typing import Any
 
 from tests.harness.target import current_target
 
-_ct = current_target().module("custom_trigger")
+_custom_trigger = current_target().module("custom_trigger")
 
 
-class TeamHttpPollingTrigger(_ct.HttpPollingTrigger):
+class TeamHttpPollingTrigger(_custom_trigger.HttpPollingTrigger):
     """A team's subclass of HttpPollingTrigger."""
 
 
-class TeamFilePatternTrigger(_ct.FilePatternTrigger):
+class TeamFilePatternTrigger(_custom_trigger.FilePatternTrigger):
     """A team's subclass of FilePatternTrigger."""
 
 

@@ -13,17 +13,18 @@ from tests.harness.resources import resource_warnings
 
 @pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
 @pytest.mark.parametrize("while_", ["a request is in flight", "it sleeps between polls"])
-def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_server, sessions, learner_log, while_):
+def test_cancelling_run_alone_closes_its_session_and_propagates(custom_trigger, health_server, sessions, learner_log,
+                                                                 while_):
     """The chapter: cancelling run() closes the session (held in `async with`), without cleanup()'s help, and
     the cancellation is never swallowed."""
     health_server.force("maintenance")
     if while_ == "a request is in flight":
         health_server.latency = 30
-        trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
-                                        timeout=60)
+        trigger = custom_trigger.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
+                                                    timeout=60)
     else:
-        trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=30,
-                                        timeout=60)
+        trigger = custom_trigger.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=30,
+                                                    timeout=60)
 
     async def cancel_mid_wait() -> object:
         agen = trigger.run()
@@ -50,11 +51,11 @@ def test_cancelling_run_alone_closes_its_session_and_propagates(ct, health_serve
 
 
 @pytest.mark.criterion("ex11_3.t1.cancellation_cleanup")
-def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, learner_log):
+def test_cancelling_the_trigger_closes_its_session(custom_trigger, health_server, sessions, learner_log):
     """The triggerer cancels run() when the trigger moves or the task is cleared: nothing may stay open."""
     health_server.force("maintenance")
-    trigger = ct.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
-                                    timeout=30)
+    trigger = custom_trigger.HttpPollingTrigger(health_server.health_url, expected_value="healthy", poll_interval=0.02,
+                                                timeout=30)
 
     async def cancel_mid_wait() -> None:
         task = asyncio.create_task(first_event(trigger, within=30))
@@ -76,18 +77,18 @@ def test_cancelling_the_trigger_closes_its_session(ct, health_server, sessions, 
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.ignores_partial_files")
-async def test_uploads_in_progress_and_directories_do_not_count(ct, landing_zone):
+async def test_uploads_in_progress_and_directories_do_not_count(custom_trigger, landing_zone):
     landing_zone.drop("a.csv")
     landing_zone.drop_partial("b.csv")  # hidden `.b.csv`, still being written
     (landing_zone.root / "archive.csv").mkdir()  # a directory that happens to match
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=0.3)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=0.3)
     payload = (await first_event(trigger, within=5)).payload
     assert payload.get("status") == "timeout", (
         f"a.csv, an upload in progress (.b.csv) and a directory archive.csv with min_files=2: expected "
         f"'timeout', got {payload!r}"
     )
     landing_zone.drop("b.csv")
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=5)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.02, timeout=5)
     payload = (await first_event(trigger, within=5)).payload
     expected = [str(landing_zone.root / "a.csv"), str(landing_zone.root / "b.csv")]
     assert payload.get("files") == expected, f"expected only the regular files {expected!r}, got {payload!r}"

@@ -17,7 +17,7 @@ MODULE = "vector_store_sensor"
 
 
 @pytest.fixture(scope="session")
-def vs(target) -> ModuleType:
+def vector_store_sensor(target) -> ModuleType:
     """`starters.vector_store_sensor` or `solutions.vector_store_sensor`."""
     return target.module(MODULE)
 

@@ -1,11 +1,13 @@
-"""Helpers of Exercise 11.4's tests: fill the fake vector store, watch what it was asked."""
+"""Helpers of Exercise 11.4's tests: fill the fake vector store, watch what it was asked, time a call."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
+from airflow.sdk.exceptions import TaskDeferred
 
 from fixtures.vector_store import VectorStore, load_corpus
 
@@ -117,3 +119,12 @@ def qdrant_status_body(points: int, indexed: int, status: str = "yellow", dimens
     return {"result": {"status": status, "optimizer_status": "ok", "points_count": points,
                        "indexed_vectors_count": indexed, "config": {"params": {"vectors": {"size": dimension}}}},
             "status": "ok", "time": 0.0001}
+
+
+def outcome(call):
+    """`call()`'s result or exception, and how long it took."""
+    started = time.monotonic()
+    try:
+        return call(), None, time.monotonic() - started
+    except (Exception, TaskDeferred) as exc:
+        return None, exc, time.monotonic() - started

@@ -26,13 +26,13 @@ def fire(trigger, within: float = 10.0) -> dict:
 # ---- ex11_4.t1.transient_errors -------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.transient_errors")
 @pytest.mark.parametrize("status", [503, 502, 429])
-def test_transient_answers_are_polled_again(vs, make_store, status):
+def test_transient_answers_are_polled_again(vector_store_sensor, make_store, status):
     store = make_store("qdrant")
     add_documents(store, 6)
     index_everything(store)
     store.fail_next(3, status=status)
-    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="qdrant",
-                                         base_url=store.url, poll_interval=0.02, timeout=5)
+    trigger = vector_store_sensor.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="qdrant",
+                                                          base_url=store.url, poll_interval=0.02, timeout=5)
     payload = fire(trigger)
     polls = status_requests(store, "qdrant")
     assert payload.get("status") == "success" and polls >= 4, (
@@ -42,13 +42,13 @@ def test_transient_answers_are_polled_again(vs, make_store, status):
 
 
 @pytest.mark.criterion("ex11_4.t1.transient_errors")
-def test_slow_answers_are_waited_for(vs, make_store):
+def test_slow_answers_are_waited_for(vector_store_sensor, make_store):
     store = make_store("chroma")
     add_documents(store, 6)
     index_everything(store)
     store.latency = 0.3
-    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="chroma",
-                                         base_url=store.url, poll_interval=0.02, timeout=5)
+    trigger = vector_store_sensor.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="chroma",
+                                                          base_url=store.url, poll_interval=0.02, timeout=5)
     payload = fire(trigger)
     assert payload.get("status") == "success", (
         f"trigger on a ready chroma collection answering in 300 ms: expected success, got {payload!r}"
@@ -56,12 +56,13 @@ def test_slow_answers_are_waited_for(vs, make_store):
 
 
 @pytest.mark.criterion("ex11_4.t1.transient_errors")
-def test_unreachable_store_is_a_timeout_not_a_crash(vs):
+def test_unreachable_store_is_a_timeout_not_a_crash(vector_store_sensor):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=1, backend="qdrant",
-                                         base_url=f"http://127.0.0.1:{port}", poll_interval=0.05, timeout=0.5)
+    trigger = vector_store_sensor.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=1, backend="qdrant",
+                                                          base_url=f"http://127.0.0.1:{port}", poll_interval=0.05,
+                                                          timeout=0.5)
     started = time.monotonic()
     payload = fire(trigger)
     took = time.monotonic() - started
@@ -75,12 +76,12 @@ def test_unreachable_store_is_a_timeout_not_a_crash(vs):
 
 
 @pytest.mark.criterion("ex11_4.t1.transient_errors")
-def test_timeout_message_gives_the_last_error(vs, make_store):
+def test_timeout_message_gives_the_last_error(vector_store_sensor, make_store):
     store = make_store("qdrant")
     add_documents(store, 6)
     store.fail_next(1000, status=503)  # every answer is an outage until the deadline
-    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="qdrant",
-                                         base_url=store.url, poll_interval=0.05, timeout=0.4)
+    trigger = vector_store_sensor.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=6, backend="qdrant",
+                                                          base_url=store.url, poll_interval=0.05, timeout=0.4)
     payload = fire(trigger)
     message = str(payload.get("message"))
     assert payload.get("status") == "timeout" and "503" in message, (
@@ -91,11 +92,11 @@ def test_timeout_message_gives_the_last_error(vs, make_store):
 
 # ---- ex11_4.t1.closes_session ---------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t1.closes_session")
-def test_cancelled_trigger_closes_its_http_session(vs, make_store, sessions):
+def test_cancelled_trigger_closes_its_http_session(vector_store_sensor, make_store, sessions):
     store = make_store("qdrant")
     add_documents(store, 10)  # frozen: never ready
-    trigger = vs.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=10, backend="qdrant",
-                                         base_url=store.url, poll_interval=0.02, timeout=60)
+    trigger = vector_store_sensor.VectorStoreIndexTrigger(collection_name=COLLECTION, expected_count=10, backend="qdrant",
+                                                          base_url=store.url, poll_interval=0.02, timeout=60)
 
     async def run_then_cancel():
         async def consume():

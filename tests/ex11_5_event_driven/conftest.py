@@ -32,7 +32,7 @@ ASSET_URI = "s3://landing/bronze/sales"
 
 
 @pytest.fixture(scope="session")
-def ed(target) -> ModuleType:
+def event_driven(target) -> ModuleType:
     """The target's `event_driven` module (starters/ or solutions/)."""
     return target.module("event_driven")
 
@@ -192,7 +192,7 @@ class RunningReceiver:
 
 
 @pytest.fixture
-def webhook(ed: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[..., RunningReceiver]]:
+def webhook(event_driven: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[..., RunningReceiver]]:
     """`webhook(**overrides)` starts the target's WebhookReceiver (asset target, fast retries) on a free
     port in front of `fake_airflow`, with a signing sender for its endpoint."""
     servers: list[Any] = []
@@ -201,7 +201,7 @@ def webhook(ed: ModuleType, fake_airflow: FakeAirflow) -> Iterator[Callable[...,
         options = {"secret": SECRET, "airflow_url": fake_airflow.url, "airflow_token": TOKEN,
                    "asset_uri": ASSET_URI, "retry_delays": (0.01, 0.02, 0.04), "max_body_bytes": 64 * 1024,
                    **overrides}
-        receiver = ed.WebhookReceiver(**options)
+        receiver = event_driven.WebhookReceiver(**options)
         server = start_server(receiver.make_app)  # beside the learner's code: the judge only sends requests
         servers.append(server)
         sender = WebhookSender(f"{server.url}{receiver.path}", SECRET)
@@ -240,18 +240,18 @@ def e2e_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def watcher_ready(ed: ModuleType, e2e_dirs: dict[str, Path]) -> None:
+def watcher_ready(event_driven: ModuleType, e2e_dirs: dict[str, Path]) -> None:
     """Task 1's part of the module, checked in this process before the deployment starts: an unstarted
     starter fails here in seconds. (Each e2e test asks for its own task's check only.)"""
     url = e2e_dirs["landing"].as_uri() + "/"
-    ed.NewObjectTrigger(prefix=url, pattern="*.csv", state_path=str(e2e_dirs["state"] / "probe.json")).serialize()
-    ed.list_objects(url, "*.csv")
+    event_driven.NewObjectTrigger(prefix=url, pattern="*.csv", state_path=str(e2e_dirs["state"] / "probe.json")).serialize()
+    event_driven.list_objects(url, "*.csv")
 
 
 @pytest.fixture(scope="module")
-def receiver_ready(ed: ModuleType) -> None:
+def receiver_ready(event_driven: ModuleType) -> None:
     """Task 2's part of the module, checked before the deployment starts."""
-    ed.verify_signature(b"{}", ed.sign(b"{}", SECRET), SECRET)
+    event_driven.verify_signature(b"{}", event_driven.sign(b"{}", SECRET), SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ from typing import Any
 
 from tests.harness.target import current_target
 
-_ed = current_target().module("event_driven")
+_event_driven = current_target().module("event_driven")
 
 
-class TeamNewObjectTrigger(_ed.NewObjectTrigger):
+class TeamNewObjectTrigger(_event_driven.NewObjectTrigger):
     """A team's subclass of NewObjectTrigger, importable from here as the triggerer would import it."""
 
 
-class ScriptedTrigger(_ed.ConditionTrigger):
+class ScriptedTrigger(_event_driven.ConditionTrigger):
     """Plays a script: each poll returns the next item ("skip", "error", "hang", or a context dict to fire)."""
 
     steps: Iterable = iter(())
@@ -29,8 +29,8 @@ class ScriptedTrigger(_ed.ConditionTrigger):
         if step == "hang":
             await asyncio.sleep(30)
         if step == "skip":
-            return _ed.PollResult.skip()
-        return _ed.PollResult.fire_with(step)
+            return _event_driven.PollResult.skip()
+        return _event_driven.PollResult.fire_with(step)
 
 
 def scripted_trigger(steps: list, **options: Any) -> ScriptedTrigger:
@@ -41,11 +41,11 @@ def scripted_trigger(steps: list, **options: Any) -> ScriptedTrigger:
     return trigger
 
 
-class CountingTrigger(_ed.ConditionTrigger):
+class CountingTrigger(_event_driven.ConditionTrigger):
     """Skips every poll and counts them."""
 
     polls = 0
 
     async def poll(self):
         type(self).polls += 1
-        return _ed.PollResult.skip()
+        return _event_driven.PollResult.skip()

@@ -82,13 +82,13 @@ def test_each_asset_triggered_run_loads_the_file_its_event_names(watcher_ready, 
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
 @pytest.mark.criterion("ex11_5.t2.e2e_one_run_per_webhook")
-def test_a_signed_webhook_starts_exactly_one_run(receiver_ready, airflow_processes, ed):
+def test_a_signed_webhook_starts_exactly_one_run(receiver_ready, airflow_processes, event_driven):
     dag_id = "ex11_5_sales_refresh"
     airflow_processes.wait_for_dag(dag_id)
     airflow_processes.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     token = httpx.get(f"{airflow_processes.base_url}/auth/token", timeout=10).raise_for_status().json()["access_token"]
-    receiver = ed.WebhookReceiver(secret=SECRET, airflow_url=airflow_processes.base_url, airflow_token=token,
-                                  asset_uri=ASSET_URI, retry_delays=(0.5, 1, 2, 4, 8))
+    receiver = event_driven.WebhookReceiver(secret=SECRET, airflow_url=airflow_processes.base_url, airflow_token=token,
+                                            asset_uri=ASSET_URI, retry_delays=(0.5, 1, 2, 4, 8))
     server = start_server(receiver.make_app)  # beside the learner's code: the judge only sends requests
     try:
         sender = WebhookSender(f"{server.url}{receiver.path}", SECRET)

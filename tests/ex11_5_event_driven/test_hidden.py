@@ -15,7 +15,7 @@ from tests.harness.remote import subject_module
 
 
 @pytest.mark.criterion("ex11_5.t1.state_written_atomically")
-def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed, landing, tmp_path, monkeypatch,
+def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(event_driven, landing, tmp_path, monkeypatch,
                                                                               learner_log):
     state = tmp_path / "state" / "seen.json"
     landing.drop("a.csv")
@@ -24,7 +24,7 @@ def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed
     trigger_os = subject_module("os")
     for name in ("replace", "rename"):
         monkeypatch.setattr(trigger_os, name, recorder.wrap(getattr(trigger_os, name), f"os.{name}"))
-    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
     asyncio.run(take_events(trigger, 1))
     monkeypatch.undo()
     replaced = [tuple(call["args"]) for call in recorder.calls() if len(call["args"]) == 2]
@@ -41,8 +41,8 @@ def test_the_state_file_is_replaced_atomically_and_a_corrupt_one_stops_firing(ed
     for damage, content in (("torn", '{"seen": {"file:///'), ("of another shape", '["a.csv"]')):
         state.write_text(content)  # what a non-atomic writer leaves after a crash, or another program's file
         learner_log.output()
-        asyncio.run(no_event(ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
-                                                 poll_interval=0.01), within=0.15))
+        asyncio.run(no_event(event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state),
+                                                           poll_interval=0.01), within=0.15))
         text = "".join(learner_log.output())
         assert str(state) in text, (
             f"a {damage} state file must be logged, naming {state} (and fire nothing: re-firing everything "

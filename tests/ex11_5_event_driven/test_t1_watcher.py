@@ -15,16 +15,16 @@ from tests.harness.dagrun import load_dag
 from tests.harness.remote import subject_module
 
 
-def watcher(ed, landing, tmp_path, pattern="*.csv"):
-    return ed.NewObjectTrigger(prefix=landing.url, pattern=pattern, state_path=str(tmp_path / "state" / "seen.json"),
-                               poll_interval=0.01)
+def watcher(event_driven, landing, tmp_path, pattern="*.csv"):
+    return event_driven.NewObjectTrigger(prefix=landing.url, pattern=pattern,
+                                         state_path=str(tmp_path / "state" / "seen.json"), poll_interval=0.01)
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
-def test_serialize_keeps_every_argument(ed, target, landing, tmp_path):
+def test_serialize_keeps_every_argument(event_driven, target, landing, tmp_path):
     BaseEventTrigger = subject_module("airflow.triggers.base").BaseEventTrigger  # noqa: N806 (the learner's base)
-    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.parquet", state_path=str(tmp_path / "s.json"),
-                                  poll_interval=2.5)
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.parquet", state_path=str(tmp_path / "s.json"),
+                                            poll_interval=2.5)
     assert isinstance(trigger, BaseEventTrigger), "NewObjectTrigger must subclass BaseEventTrigger (AssetWatcher)"
     classpath, kwargs = trigger.serialize()
     assert classpath == f"{target.package}.event_driven.NewObjectTrigger", f"serialize() classpath: got {classpath!r}"
@@ -36,13 +36,13 @@ def test_serialize_keeps_every_argument(ed, target, landing, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.one_event_per_object")
-async def test_one_event_per_new_object(ed, landing, tmp_path):
+async def test_one_event_per_new_object(event_driven, landing, tmp_path):
     first = landing.drop("sales-001.csv", rows=2)
     landing.drop("sales-002.csv")
     landing.drop("notes.txt")  # does not match *.csv
     landing.drop_partial("sales-003.csv")  # an upload in progress
     (landing.root / "archive.csv").mkdir()  # a directory that happens to match
-    trigger = watcher(ed, landing, tmp_path)
+    trigger = watcher(event_driven, landing, tmp_path)
     events = await take_events(trigger, 2, settle=0.1)
     keys = [e.get("key") for e in events]
     expected = [landing.url + "sales-001.csv", landing.url + "sales-002.csv"]
@@ -58,8 +58,8 @@ async def test_one_event_per_new_object(ed, landing, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.one_event_per_object")
-async def test_a_running_watcher_reports_each_new_file_once(ed, landing, tmp_path):
-    trigger = watcher(ed, landing, tmp_path)
+async def test_a_running_watcher_reports_each_new_file_once(event_driven, landing, tmp_path):
+    trigger = watcher(event_driven, landing, tmp_path)
     agen = trigger.run()
     try:
         for name in ("a.csv", "b.csv"):
@@ -78,15 +78,15 @@ async def test_a_running_watcher_reports_each_new_file_once(ed, landing, tmp_pat
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.never_twice_after_restart")
-async def test_a_recreated_watcher_does_not_report_old_objects(ed, landing, tmp_path):
+async def test_a_recreated_watcher_does_not_report_old_objects(event_driven, landing, tmp_path):
     landing.drop("a.csv")
     landing.drop("b.csv")
-    await take_events(watcher(ed, landing, tmp_path), 2)
+    await take_events(watcher(event_driven, landing, tmp_path), 2)
     # The triggerer restarts, or another triggerer takes the watcher over: a new instance, same kwargs.
-    rebuilt = roundtrip(watcher(ed, landing, tmp_path))
+    rebuilt = roundtrip(watcher(event_driven, landing, tmp_path))
     await no_event(rebuilt, within=0.15)
     landing.drop("c.csv")
-    events = await take_events(roundtrip(watcher(ed, landing, tmp_path)), 1, settle=0.1)
+    events = await take_events(roundtrip(watcher(event_driven, landing, tmp_path)), 1, settle=0.1)
     assert [e.get("key") for e in events] == [landing.url + "c.csv"], (
         f"recreated after a.csv and b.csv were reported, then c.csv dropped: expected only c.csv, got {events!r}"
     )
@@ -94,19 +94,19 @@ async def test_a_recreated_watcher_does_not_report_old_objects(ed, landing, tmp_
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.never_twice_after_restart")
-async def test_an_object_rewritten_later_is_new_again(ed, landing, tmp_path):
+async def test_an_object_rewritten_later_is_new_again(event_driven, landing, tmp_path):
     path = landing.drop("a.csv")
-    await take_events(watcher(ed, landing, tmp_path), 1)
+    await take_events(watcher(event_driven, landing, tmp_path), 1)
     later = path.stat().st_mtime + 60
     os.utime(path, (later, later))  # the upstream system uploads a corrected a.csv
-    events = await take_events(watcher(ed, landing, tmp_path), 1, settle=0.1)
+    events = await take_events(watcher(event_driven, landing, tmp_path), 1, settle=0.1)
     assert events[0].get("key") == landing.url + "a.csv", f"a.csv rewritten: expected one event, got {events!r}"
 
 
 @pytest.mark.criterion("ex11_5.t1.non_blocking")
-def test_listing_runs_off_the_event_loop(ed, landing, tmp_path, monkeypatch):
+def test_listing_runs_off_the_event_loop(event_driven, landing, tmp_path, monkeypatch):
     landing.drop("a.csv")
-    trigger = watcher(ed, landing, tmp_path)
+    trigger = watcher(event_driven, landing, tmp_path)
     # The file operations of the learner's code, recorded where it runs with the thread each ran on.
     recorder = probes.call_recorder()
     trigger_os = subject_module("os")
@@ -124,7 +124,7 @@ def test_listing_runs_off_the_event_loop(ed, landing, tmp_path, monkeypatch):
 
 
 @pytest.mark.criterion("ex11_5.t1.watcher_wiring")
-def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, target, landing, tmp_path, monkeypatch):
+def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(event_driven, target, landing, tmp_path, monkeypatch):
     env = {"WORKBOOK_LANDING_URL": landing.url, "WORKBOOK_WATCHER_STATE": str(tmp_path / "w.json"),
            "WORKBOOK_POLL_INTERVAL": "0.01"}
     for key, value in env.items():
@@ -135,7 +135,7 @@ def test_the_dag_is_scheduled_on_an_asset_watched_by_the_trigger(ed, target, lan
     assert len(watchers) == 1, f"ex11_5_landing_zone: expected schedule=[an Asset with one AssetWatcher], " \
                                f"got timetable {dag.timetable!r}"
     trigger = watchers[0].trigger
-    assert probes.class_of(trigger) is ed.NewObjectTrigger, (
+    assert probes.class_of(trigger) is event_driven.NewObjectTrigger, (
         f"the watcher's trigger: expected {target.package}.event_driven.NewObjectTrigger, got {probes.class_of(trigger)!r}"
     )
     _, kwargs = trigger.serialize()

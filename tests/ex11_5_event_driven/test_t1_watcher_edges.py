@@ -17,7 +17,7 @@ TEAM_MODULE = "tests.ex11_5_event_driven.team_triggers"
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
-def test_a_subclass_serializes_its_own_classpath(ed, landing, tmp_path):
+def test_a_subclass_serializes_its_own_classpath(event_driven, landing, tmp_path):
     # A team's subclass, importable from its module as the triggerer would import it.
     teams = subject_module(TEAM_MODULE)
     team = teams.TeamNewObjectTrigger
@@ -32,8 +32,8 @@ def test_a_subclass_serializes_its_own_classpath(ed, landing, tmp_path):
 
 
 @pytest.mark.criterion("ex11_5.t1.serialize_roundtrip")
-def test_the_defaults_are_every_name_and_a_minute(ed, landing, tmp_path):
-    trigger = ed.NewObjectTrigger(prefix=landing.url, state_path=str(tmp_path / "s.json"))
+def test_the_defaults_are_every_name_and_a_minute(event_driven, landing, tmp_path):
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, state_path=str(tmp_path / "s.json"))
     _, kwargs = trigger.serialize()
     got = {k: kwargs.get(k) for k in ("pattern", "poll_interval")}
     assert got == {"pattern": "*", "poll_interval": 60.0}, (
@@ -43,13 +43,13 @@ def test_the_defaults_are_every_name_and_a_minute(ed, landing, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.one_event_per_object")
-async def test_hidden_files_are_skipped_under_any_pattern(ed, landing, tmp_path):
+async def test_hidden_files_are_skipped_under_any_pattern(event_driven, landing, tmp_path):
     landing.drop_partial("a.csv")  # .a.csv.part, an upload in progress
     (landing.root / ".DS_Store").write_text("x")
     landing.drop("b.csv")
     landing.drop("c.csv")
-    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*", state_path=str(tmp_path / "s.json"),
-                                  poll_interval=0.01)
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*", state_path=str(tmp_path / "s.json"),
+                                            poll_interval=0.01)
     events = await take_events(trigger, 2, settle=0.1)
     keys = [e.get("key") for e in events]
     expected = [landing.url + "b.csv", landing.url + "c.csv"]
@@ -60,12 +60,12 @@ async def test_hidden_files_are_skipped_under_any_pattern(ed, landing, tmp_path)
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.never_twice_after_restart")
-async def test_a_state_folder_that_does_not_exist_yet_is_created(ed, landing, tmp_path):
+async def test_a_state_folder_that_does_not_exist_yet_is_created(event_driven, landing, tmp_path):
     state = tmp_path / "not" / "created" / "yet" / "seen.json"
     landing.drop("a.csv")
 
     def make():
-        return ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
+        return event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(state), poll_interval=0.01)
 
     events = await take_events(make(), 1)
     assert [e.get("key") for e in events] == [landing.url + "a.csv"], f"first watcher: got {events!r}"
@@ -75,10 +75,10 @@ async def test_a_state_folder_that_does_not_exist_yet_is_created(ed, landing, tm
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t1.one_event_per_object")
-async def test_objects_that_disappear_do_not_stop_the_watch(ed, landing, tmp_path):
+async def test_objects_that_disappear_do_not_stop_the_watch(event_driven, landing, tmp_path):
     state = str(tmp_path / "state" / "seen.json")
     a, _ = landing.drop("a.csv"), landing.drop("b.csv")
-    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=state, poll_interval=0.01)
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=state, poll_interval=0.01)
     agen = trigger.run()
     try:
         got = [(await asyncio.wait_for(anext(agen), 5)).payload.get("key") for _ in range(2)]
@@ -92,12 +92,12 @@ async def test_objects_that_disappear_do_not_stop_the_watch(ed, landing, tmp_pat
         assert payload.get("key") == landing.url + "c.csv", f"c.csv dropped after a.csv was deleted: got {payload!r}"
     finally:
         await agen.aclose()
-    rebuilt = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=state, poll_interval=0.01)
+    rebuilt = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=state, poll_interval=0.01)
     await no_event(roundtrip(rebuilt), within=0.15)
 
 
 @pytest.mark.criterion("ex11_5.t1.one_event_per_object")
-def test_an_idle_watcher_waits_poll_interval_between_listings(ed, landing, tmp_path, monkeypatch):
+def test_an_idle_watcher_waits_poll_interval_between_listings(event_driven, landing, tmp_path, monkeypatch):
     landing.drop("a.csv")
     root = os.fspath(landing.root).rstrip("/")
     # The listings the learner's code makes, recorded where it runs.
@@ -109,8 +109,8 @@ def test_an_idle_watcher_waits_poll_interval_between_listings(ed, landing, tmp_p
     def listings() -> list[float]:  # os.scandir() and os.listdir() without a path list the current folder
         return [call["at"] for call in recorder.calls() if (call["args"] or ["."])[0].rstrip("/") == root]
 
-    trigger = ed.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(tmp_path / "s.json"),
-                                  poll_interval=0.1)
+    trigger = event_driven.NewObjectTrigger(prefix=landing.url, pattern="*.csv", state_path=str(tmp_path / "s.json"),
+                                            poll_interval=0.1)
 
     async def watch() -> None:
         await take_events(trigger, 1)  # a.csv

@@ -151,8 +151,9 @@ def test_an_airflow_url_with_a_trailing_slash_works(webhook, fake_airflow):
 
 
 @pytest.mark.criterion("ex11_5.t2.delivers_asset_events")
-def test_the_default_endpoint_is_the_seeds(ed, fake_airflow):
-    receiver = ed.WebhookReceiver(secret=SECRET, airflow_url=fake_airflow.url, airflow_token=TOKEN, asset_uri=ASSET_URI)
+def test_the_default_endpoint_is_the_seeds(event_driven, fake_airflow):
+    receiver = event_driven.WebhookReceiver(secret=SECRET, airflow_url=fake_airflow.url, airflow_token=TOKEN,
+                                            asset_uri=ASSET_URI)
     server = start_server(receiver.make_app)
     try:
         status, body = WebhookSender(f"{server.url}/webhooks/bronze-sales", SECRET).send(
@@ -181,9 +182,9 @@ def test_a_chunked_body_is_judged_like_any_other(webhook, fake_airflow):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t2.delivers_asset_events")
-async def test_the_app_starts_and_stops_its_delivery_cleanly(ed, fake_airflow, learner_log):
-    receiver = ed.WebhookReceiver(secret=SECRET, airflow_url=fake_airflow.url, airflow_token=TOKEN,
-                                  asset_uri=ASSET_URI, retry_delays=(0.01,))
+async def test_the_app_starts_and_stops_its_delivery_cleanly(event_driven, fake_airflow, learner_log):
+    receiver = event_driven.WebhookReceiver(secret=SECRET, airflow_url=fake_airflow.url, airflow_token=TOKEN,
+                                            asset_uri=ASSET_URI, retry_delays=(0.01,))
     # The app runs on the event loop beside the learner's code; what comes back is the tasks it saw.
     tasks = await app_lifecycle(receiver)
     started, left = tasks["started"], tasks["left"]
@@ -195,7 +196,7 @@ async def test_the_app_starts_and_stops_its_delivery_cleanly(ed, fake_airflow, l
 
 
 @pytest.mark.criterion("ex11_5.t2.rejects_bad_requests")
-def test_notifications_that_only_look_like_one_are_an_unknown_format(ed):
+def test_notifications_that_only_look_like_one_are_an_unknown_format(event_driven):
     minio = {"EventName": "s3:ObjectCreated:Put", "Key": "landing/bronze/a.parquet"}
     odd = {"Records [null]": {**minio, "Records": [None]}, "Records ['x']": {**minio, "Records": ["x"]},
            "Records[0].s3 a string": {**minio, "Records": [{"s3": "x"}]},
@@ -203,17 +204,17 @@ def test_notifications_that_only_look_like_one_are_an_unknown_format(ed):
     for label, payload in odd.items():
         body = json.dumps(payload).encode()
         try:
-            event = ed.parse_notification(payload, body)
+            event = event_driven.parse_notification(payload, body)
         except Exception as exc:  # noqa: BLE001 (anything but UnknownFormat is a 500, not a 422)
-            if isinstance(exc, ed.UnknownFormat):  # the learner's class: an isinstance check works in both modes
+            if isinstance(exc, event_driven.UnknownFormat):  # the learner's class: an isinstance check works in both modes
                 continue
             pytest.fail(f"parse_notification() of a MinIO notification with {label}: expected an event or "
                         f"UnknownFormat (422), got {type(exc).__name__}: {exc}")
         assert event.source == "minio" and event.key == "bronze/a.parquet", (
             f"parse_notification() of a MinIO notification with {label}: got {event!r}")
     for payload in ({"source": "crm"}, {"event": "updated"}, {"source": "crm", "event": 7}, {"source": 7, "event": "x"}):
-        with raises_learners(ed.UnknownFormat):
-            ed.parse_notification(payload, json.dumps(payload).encode())
+        with raises_learners(event_driven.UnknownFormat):
+            event_driven.parse_notification(payload, json.dumps(payload).encode())
             pytest.fail(f"parse_notification({payload!r}): a generic webhook needs both source and event as "
                         f"strings; expected UnknownFormat (422)")
 

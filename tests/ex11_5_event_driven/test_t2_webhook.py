@@ -24,22 +24,25 @@ def assert_object_keys(keys: list, bucket: str, expected: list[str]) -> None:
 
 
 @pytest.mark.criterion("ex11_5.t2.signature")
-def test_sign_and_verify(ed):
+def test_sign_and_verify(event_driven):
     body = b'{"source": "ci-pipeline", "event": "deploy_complete"}'
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert ed.sign(body, SECRET) == expected, f"sign(): expected {expected!r}, got {ed.sign(body, SECRET)!r}"
-    assert ed.verify_signature(body, expected, SECRET) is True, "verify_signature() of a correct signature: not True"
+    assert event_driven.sign(body, SECRET) == expected, (
+        f"sign(): expected {expected!r}, got {event_driven.sign(body, SECRET)!r}")
+    assert event_driven.verify_signature(body, expected, SECRET) is True, (
+        "verify_signature() of a correct signature: not True")
     wrong = {
         "missing": None, "empty": "", "no scheme": expected.removeprefix("sha256="),
-        "other scheme": "sha1=" + expected.removeprefix("sha256="), "other secret": ed.sign(body, "guess"),
-        "truncated": expected[:-2], "other body": ed.sign(body + b" ", SECRET),
+        "other scheme": "sha1=" + expected.removeprefix("sha256="), "other secret": event_driven.sign(body, "guess"),
+        "truncated": expected[:-2], "other body": event_driven.sign(body + b" ", SECRET),
     }
     for what, header in wrong.items():
-        assert ed.verify_signature(body, header, SECRET) is False, f"verify_signature() with {what} {header!r}: not False"
+        assert event_driven.verify_signature(body, header, SECRET) is False, (
+            f"verify_signature() with {what} {header!r}: not False")
 
 
 @pytest.mark.criterion("ex11_5.t2.signature")
-def test_the_comparison_is_constant_time(ed, monkeypatch):
+def test_the_comparison_is_constant_time(event_driven, monkeypatch):
     calls = []
     real = hmac.compare_digest
 
@@ -50,8 +53,8 @@ def test_the_comparison_is_constant_time(ed, monkeypatch):
     monkeypatch.setattr(subject_module("hmac"), "compare_digest", spy)  # the one the learner's code calls
     body = b'{"source": "x", "event": "y"}'
     good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    ed.verify_signature(body, good, SECRET)
-    ed.verify_signature(body, "sha256=" + "0" * 64, SECRET)
+    event_driven.verify_signature(body, good, SECRET)
+    event_driven.verify_signature(body, "sha256=" + "0" * 64, SECRET)
     assert len(calls) >= 2, (
         "verify_signature() must compare with hmac.compare_digest (a == comparison returns at the first differing "
         f"byte, so its timing tells an attacker how much of a forged signature is right); calls seen: {calls!r}"
@@ -167,10 +170,10 @@ def test_a_dag_target_gets_a_dag_run(webhook, fake_airflow):
 
 
 @pytest.mark.criterion("ex11_5.t2.replay_delivered_once")
-def test_the_event_id_is_the_senders_own_when_it_has_one(ed):
+def test_the_event_id_is_the_senders_own_when_it_has_one(event_driven):
     def parsed(payload):
         body = json.dumps(payload).encode()
-        return ed.parse_notification(payload, body), hashlib.sha256(body).hexdigest()
+        return event_driven.parse_notification(payload, body), hashlib.sha256(body).hexdigest()
 
     with_sequencer = minio_notification("landing/bronze/a.parquet", sequencer="0055AED6DCD90281E5")
     later = {**with_sequencer, "EventTime": "2025-01-15T10:00:01Z"}  # another body, the same S3 event
@@ -189,7 +192,7 @@ def test_the_event_id_is_the_senders_own_when_it_has_one(ed):
             f"parse_notification() of {label} ({payload!r}): expected event_id {expected!r} "
             f"({'the sender' + chr(39) + 's id' if own_id else 'the SHA-256 of the body'}), got {event.event_id!r}")
     for payload in ({"EventName": "s3:ObjectCreated:Put", "Key": 7}, {"EventName": 7, "Key": "landing/a"}, ["x"]):
-        with raises_learners(ed.UnknownFormat):
+        with raises_learners(event_driven.UnknownFormat):
             parsed(payload)
 
 

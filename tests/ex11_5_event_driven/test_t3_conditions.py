@@ -33,7 +33,7 @@ def audit_rows(path: Path) -> list[dict]:
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.skip_or_fire")
-async def test_run_goes_on_polling_after_a_fire(ed, tmp_path):
+async def test_run_goes_on_polling_after_a_fire(event_driven, tmp_path):
     trigger = scripted(tmp_path, [{"n": 1}, "skip", {"n": 2}])
     events = await take_events(trigger, 2, within=3)
     contexts = [e.get("context") for e in events]
@@ -43,23 +43,26 @@ async def test_run_goes_on_polling_after_a_fire(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.skip_or_fire")
-async def test_skips_then_fires_with_its_context(ed, tmp_path):
+async def test_skips_then_fires_with_its_context(event_driven, tmp_path):
     trigger = scripted(tmp_path, ["skip", "skip", {"filename": "a.csv"}])
     event = (await take_events(trigger, 1))[0]
     assert event.get("trigger") == "scripted" and event.get("context") == {"filename": "a.csv"}, (
         f"skip, skip, fire({{'filename': 'a.csv'}}): expected an event with trigger and context, got {event!r}"
     )
-    assert event.get("context_hash") == ed.context_hash({"filename": "a.csv"}), f"event context_hash: got {event!r}"
+    assert event.get("context_hash") == event_driven.context_hash({"filename": "a.csv"}), (
+        f"event context_hash: got {event!r}")
     assert isinstance(event.get("activation_id"), int), f"event activation_id (the audit row): got {event!r}"
-    assert ed.context_hash({"a": 1, "b": 2}) == ed.context_hash({"b": 2, "a": 1}), "context_hash depends on key order"
-    assert ed.context_hash({"a": 1}) != ed.context_hash({"a": 2}), "context_hash is the same for different contexts"
+    assert event_driven.context_hash({"a": 1, "b": 2}) == event_driven.context_hash({"b": 2, "a": 1}), (
+        "context_hash depends on key order")
+    assert event_driven.context_hash({"a": 1}) != event_driven.context_hash({"a": 2}), (
+        "context_hash is the same for different contexts")
 
 
 @pytest.mark.criterion("ex11_5.t3.skip_or_fire")
-def test_subclass_serializes_base_and_own_arguments(ed, target, tmp_path):
-    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
-                                   queue_url="http://127.0.0.1:1/queues/orders", threshold=10, poll_interval=3,
-                                   poll_timeout=10, allow_concurrent=True)
+def test_subclass_serializes_base_and_own_arguments(event_driven, target, tmp_path):
+    trigger = event_driven.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                             queue_url="http://127.0.0.1:1/queues/orders", threshold=10, poll_interval=3,
+                                             poll_timeout=10, allow_concurrent=True)
     classpath, kwargs = trigger.serialize()
     assert classpath == f"{target.package}.event_driven.QueueDepthTrigger", f"classpath: got {classpath!r}"
     expected = {"name": "queue_monitor", "audit_db": str(tmp_path / "a.sqlite"), "poll_interval": 3.0,
@@ -71,7 +74,7 @@ def test_subclass_serializes_base_and_own_arguments(ed, target, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.poll_errors_and_timeout")
-async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(ed, tmp_path, learner_log):
+async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(event_driven, tmp_path, learner_log):
     trigger = scripted(tmp_path, ["error", "hang", "error", {"n": 1}], poll_timeout=0.05)
     event = (await take_events(trigger, 1, within=3))[0]
     assert event.get("context") == {"n": 1}, f"error, hang past poll_timeout, error, fire: got {event!r}"
@@ -83,14 +86,14 @@ async def test_errors_and_slow_polls_are_logged_and_polling_goes_on(ed, tmp_path
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-async def test_same_context_in_progress_is_suppressed_other_contexts_fire(ed, tmp_path):
+async def test_same_context_in_progress_is_suppressed_other_contexts_fire(event_driven, tmp_path):
     a, b = {"filename": "a.csv"}, {"filename": "b.csv"}
     trigger = scripted(tmp_path, [a, a, a, b, a], allow_concurrent=False)
     events = await take_events(trigger, 2, settle=0.1)
     assert [e.get("context") for e in events] == [a, b], (
         f"fires a, a, a, b, a with a's run still in progress: expected events for a then b, got {events!r}"
     )
-    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+    audit = event_driven.ActivationAudit(tmp_path / "audit.sqlite")
     audit.complete(events[0]["activation_id"], "success")
     events = await take_events(scripted(tmp_path, [a, b], allow_concurrent=False), 1, settle=0.1)
     assert [e.get("context") for e in events] == [a], (
@@ -100,15 +103,15 @@ async def test_same_context_in_progress_is_suppressed_other_contexts_fire(ed, tm
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-async def test_allow_concurrent_fires_every_time(ed, tmp_path):
+async def test_allow_concurrent_fires_every_time(event_driven, tmp_path):
     a = {"queue": "orders"}
     events = await take_events(scripted(tmp_path, [a, a, a], allow_concurrent=True), 3)
     assert len({e.get("activation_id") for e in events}) == 3, f"allow_concurrent=True: expected 3 activations, got {events!r}"
 
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-def test_the_same_context_of_another_trigger_is_not_suppressed(ed, tmp_path):
-    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+def test_the_same_context_of_another_trigger_is_not_suppressed(event_driven, tmp_path):
+    audit = event_driven.ActivationAudit(tmp_path / "audit.sqlite")
     context = {"queue": "orders"}
     first = audit.start_unless_running("queue_monitor", context, False)
     other = audit.start_unless_running("backlog_alarm", context, False)
@@ -120,9 +123,9 @@ def test_the_same_context_of_another_trigger_is_not_suppressed(ed, tmp_path):
 
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-def test_a_row_older_than_stale_after_no_longer_blocks(ed, tmp_path):
+def test_a_row_older_than_stale_after_no_longer_blocks(event_driven, tmp_path):
     db = tmp_path / "audit.sqlite"
-    audit = ed.ActivationAudit(db, stale_after=3600)
+    audit = event_driven.ActivationAudit(db, stale_after=3600)
     context = {"queue": "orders"}
     first = audit.start_unless_running("queue_monitor", context, False)
     assert first is not None and audit.start_unless_running("queue_monitor", context, False) is None, (
@@ -144,9 +147,9 @@ def test_a_row_older_than_stale_after_no_longer_blocks(ed, tmp_path):
 
 
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-def test_two_threads_checking_at_once_start_the_context_once(ed, tmp_path, monkeypatch):
+def test_two_threads_checking_at_once_start_the_context_once(event_driven, tmp_path, monkeypatch):
     db = tmp_path / "audit.sqlite"
-    audit = ed.ActivationAudit(db)
+    audit = event_driven.ActivationAudit(db)
     # The connections the learner's code opens, where it runs; the four calls come from four threads here.
     monkeypatch.setattr(subject_module("sqlite3"), "connect",
                         subject_module(concurrent_audit.__name__).holding_the_check_open(parties=2))
@@ -163,7 +166,7 @@ def test_two_threads_checking_at_once_start_the_context_once(ed, tmp_path, monke
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_5.t3.dedup_by_context")
-def test_two_processes_checking_at_once_start_the_context_once(ed, tmp_path):
+def test_two_processes_checking_at_once_start_the_context_once(event_driven, tmp_path):
     db = tmp_path / "audit.sqlite"
     exit_codes = concurrent_audit.start_in_processes(db, workers=2)
     assert exit_codes == [0, 0], f"2 processes calling start_unless_running(): expected exit codes 0, got {exit_codes}"
@@ -176,7 +179,7 @@ def test_two_processes_checking_at_once_start_the_context_once(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.audit_trail")
-async def test_every_activation_is_audited_until_completed(ed, tmp_path):
+async def test_every_activation_is_audited_until_completed(event_driven, tmp_path):
     event = (await take_events(scripted(tmp_path, [{"filename": "a.csv"}]), 1))[0]
     rows = audit_rows(tmp_path / "audit.sqlite")
     assert len(rows) == 1, f"one activation: expected one row in trigger_executions, got {rows!r}"
@@ -185,7 +188,7 @@ async def test_every_activation_is_audited_until_completed(ed, tmp_path):
     assert row.get("started_at") and row.get("completed_at") is None and row.get("run_id") is None, (
         f"a fired activation: expected started_at set, run_id and completed_at empty, got {row!r}"
     )
-    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+    audit = event_driven.ActivationAudit(tmp_path / "audit.sqlite")
     audit.attach_run(event["activation_id"], "asset_triggered__2025-01-01")
     audit.complete(event["activation_id"], "success")
     row = audit_rows(tmp_path / "audit.sqlite")[0]
@@ -197,10 +200,10 @@ async def test_every_activation_is_audited_until_completed(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.inbox_trigger")
-async def test_inbox_trigger_fires_with_the_file_name(ed, tmp_path):
+async def test_inbox_trigger_fires_with_the_file_name(event_driven, tmp_path):
     inbox = tmp_path / "inbox"
-    trigger = ed.InboxFileTrigger(name="file_watcher", audit_db=str(tmp_path / "a.sqlite"), inbox=str(inbox),
-                                  poll_interval=0.005)
+    trigger = event_driven.InboxFileTrigger(name="file_watcher", audit_db=str(tmp_path / "a.sqlite"), inbox=str(inbox),
+                                            poll_interval=0.005)
     await no_event(trigger, within=0.05)  # the inbox does not even exist yet
     inbox.mkdir()
     (inbox / ".data_file_2.csv.part").write_text("id\n")  # an upload in progress
@@ -215,10 +218,10 @@ async def test_inbox_trigger_fires_with_the_file_name(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
-async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(ed, tmp_path, queue_sim, learner_log):
-    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
-                                   queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
-                                   poll_timeout=2, allow_concurrent=True)
+async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(event_driven, tmp_path, queue_sim, learner_log):
+    trigger = event_driven.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                             queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
+                                             poll_timeout=2, allow_concurrent=True)
     queue_sim.set_depth(50)
     queue_sim.fail_next(10_000)  # every answer in this test is an HTTP 500
     await no_event(trigger, within=0.1)
@@ -230,10 +233,10 @@ async def test_an_error_answer_from_the_queue_is_an_error_that_is_logged(ed, tmp
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
-async def test_queue_depth_fires_above_the_threshold(ed, tmp_path, queue_sim):
-    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
-                                   queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
-                                   poll_timeout=2, allow_concurrent=True)
+async def test_queue_depth_fires_above_the_threshold(event_driven, tmp_path, queue_sim):
+    trigger = event_driven.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"),
+                                             queue_url=queue_sim.queue_url, threshold=10, poll_interval=0.005,
+                                             poll_timeout=2, allow_concurrent=True)
     queue_sim.set_depth(10)
     await no_event(trigger, within=0.1)
     queue_sim.fail_next(2)
@@ -247,11 +250,11 @@ async def test_queue_depth_fires_above_the_threshold(ed, tmp_path, queue_sim):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.service_health_trigger")
-async def test_service_health_fires_after_three_failures_in_a_row(ed, tmp_path, health_server):
+async def test_service_health_fires_after_three_failures_in_a_row(event_driven, tmp_path, health_server):
     url = health_server.health_url
     # 2 failures, a success (the count resets), then 3 failures.
-    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "b.sqlite"), health_url=url,
-                                      failures_required=3, poll_interval=0.005, poll_timeout=2)
+    trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "b.sqlite"), health_url=url,
+                                                failures_required=3, poll_interval=0.005, poll_timeout=2)
     for _ in range(2):
         health_server.force("maintenance")
         assert (await trigger.poll()).fire is False, "after 1-2 failed checks: expected skip"
@@ -268,12 +271,12 @@ async def test_service_health_fires_after_three_failures_in_a_row(ed, tmp_path, 
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.service_health_trigger")
-async def test_a_service_that_does_not_answer_fails_its_checks(ed, tmp_path):
+async def test_a_service_that_does_not_answer_fails_its_checks(event_driven, tmp_path):
     with socket.socket() as probe:  # a port nothing listens on: every check is refused
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/api/health"
-    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "c.sqlite"), health_url=url,
-                                      failures_required=2, poll_interval=0.005, poll_timeout=2)
+    trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "c.sqlite"), health_url=url,
+                                                failures_required=2, poll_interval=0.005, poll_timeout=2)
     results = [(await trigger.poll()).fire for _ in range(2)]
     assert results == [False, True], (
         f"a service whose port refuses connections, failures_required=2: expected the 2nd refused check to fire "
@@ -282,11 +285,11 @@ async def test_a_service_that_does_not_answer_fails_its_checks(ed, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_5.t3.dag_completes_audit")
-def test_the_inbox_dag_attaches_its_run_and_completes_the_row(ed, run_dag, tmp_path):
+def test_the_inbox_dag_attaches_its_run_and_completes_the_row(event_driven, run_dag, tmp_path):
     inbox, db = tmp_path / "inbox", tmp_path / "audit.sqlite"
     inbox.mkdir()
     (inbox / "data_file_1.csv").write_text("id\n1\n2\n")
-    audit = ed.ActivationAudit(db)
+    audit = event_driven.ActivationAudit(db)
     ok = audit.start_unless_running("file_watcher", {"inbox": str(inbox), "filename": "data_file_1.csv"}, False)
     broken = audit.start_unless_running("file_watcher", {"inbox": str(inbox), "filename": "gone.csv"}, False)
     env = {"WORKBOOK_INBOX_DIR": str(inbox), "WORKBOOK_AUDIT_DB": str(db)}

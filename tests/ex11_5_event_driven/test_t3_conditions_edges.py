@@ -39,9 +39,9 @@ def answers() -> Iterator[tuple[Answers, str]]:
 
 
 @pytest.mark.criterion("ex11_5.t3.skip_or_fire")
-def test_the_defaults_of_the_signature(ed, tmp_path):
-    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"),
-                                      health_url="http://127.0.0.1:1/api/health")
+def test_the_defaults_of_the_signature(event_driven, tmp_path):
+    trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"),
+                                                health_url="http://127.0.0.1:1/api/health")
     _, kwargs = trigger.serialize()
     expected = {"poll_interval": 2.0, "poll_timeout": 10.0, "allow_concurrent": False, "failures_required": 3}
     got = {k: kwargs.get(k) for k in expected}
@@ -65,12 +65,12 @@ async def test_polls_come_every_poll_interval_not_faster(tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.audit_trail")
-async def test_the_row_keeps_the_context(ed, tmp_path):
+async def test_the_row_keeps_the_context(event_driven, tmp_path):
     db = tmp_path / "audit.sqlite"
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "data_file_7.csv").write_text("id\n1\n")
-    trigger = ed.InboxFileTrigger(name="file_watcher", audit_db=str(db), inbox=str(inbox), poll_interval=0.005)
+    trigger = event_driven.InboxFileTrigger(name="file_watcher", audit_db=str(db), inbox=str(inbox), poll_interval=0.005)
     event = (await take_events(trigger, 1))[0]
     with sqlite3.connect(db) as connection:
         connection.row_factory = sqlite3.Row
@@ -84,10 +84,10 @@ async def test_the_row_keeps_the_context(ed, tmp_path):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.inbox_trigger")
-async def test_an_empty_inbox_is_a_skip_and_a_file_is_named_with_its_inbox(ed, tmp_path):
+async def test_an_empty_inbox_is_a_skip_and_a_file_is_named_with_its_inbox(event_driven, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    trigger = ed.InboxFileTrigger(name="file_watcher", audit_db=str(tmp_path / "a.sqlite"), inbox=str(inbox))
+    trigger = event_driven.InboxFileTrigger(name="file_watcher", audit_db=str(tmp_path / "a.sqlite"), inbox=str(inbox))
     result = await trigger.poll()
     assert result.fire is False, f"poll() of an empty inbox: expected a skip, got {result!r}"
     (inbox / "b.csv").write_text("id\n")
@@ -100,11 +100,11 @@ async def test_an_empty_inbox_is_a_skip_and_a_file_is_named_with_its_inbox(ed, t
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.queue_depth_trigger")
-async def test_an_error_answer_is_no_depth_reading(ed, tmp_path, answers):
+async def test_an_error_answer_is_no_depth_reading(event_driven, tmp_path, answers):
     endpoint, url = answers
     endpoint.status, endpoint.body = 503, {"name": "orders", "depth": 50}
-    trigger = ed.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"), queue_url=url,
-                                   threshold=10, poll_interval=0.005, poll_timeout=2, allow_concurrent=True)
+    trigger = event_driven.QueueDepthTrigger(name="queue_monitor", audit_db=str(tmp_path / "a.sqlite"), queue_url=url,
+                                             threshold=10, poll_interval=0.005, poll_timeout=2, allow_concurrent=True)
     await no_event(trigger, within=0.15)
     endpoint.status = 200
     event = (await take_events(trigger, 1))[0]
@@ -115,21 +115,21 @@ async def test_an_error_answer_is_no_depth_reading(ed, tmp_path, answers):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.service_health_trigger")
-async def test_one_failure_is_enough_when_one_is_required(ed, tmp_path, answers):
+async def test_one_failure_is_enough_when_one_is_required(event_driven, tmp_path, answers):
     endpoint, url = answers
     endpoint.status = 503
-    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"), health_url=url,
-                                      failures_required=1, poll_interval=0.005, poll_timeout=2)
+    trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"), health_url=url,
+                                                failures_required=1, poll_interval=0.005, poll_timeout=2)
     result = await trigger.poll()
     assert result.fire is True, f"failures_required=1, the service answers 503: expected the first check to fire, got {result!r}"
 
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.service_health_trigger")
-async def test_only_a_2xx_answer_is_a_healthy_check(ed, tmp_path, answers):
+async def test_only_a_2xx_answer_is_a_healthy_check(event_driven, tmp_path, answers):
     endpoint, url = answers
-    trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"), health_url=url,
-                                      failures_required=2, poll_interval=0.005, poll_timeout=2)
+    trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"), health_url=url,
+                                                failures_required=2, poll_interval=0.005, poll_timeout=2)
     seen = {}
     for status in (204, 300, 404, 500):
         endpoint.status = status
@@ -144,13 +144,14 @@ async def test_only_a_2xx_answer_is_a_healthy_check(ed, tmp_path, answers):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_5.t3.service_health_trigger")
-async def test_a_service_that_hangs_fails_its_checks(ed, tmp_path):
+async def test_a_service_that_hangs_fails_its_checks(event_driven, tmp_path):
     with socket.socket() as hanging:  # accepts connections (the kernel's backlog) and never answers
         hanging.bind(("127.0.0.1", 0))
         hanging.listen(16)
         url = f"http://127.0.0.1:{hanging.getsockname()[1]}/api/health"
-        trigger = ed.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"),
-                                          health_url=url, failures_required=2, poll_interval=0.005, poll_timeout=0.2)
+        trigger = event_driven.ServiceHealthTrigger(name="service_health", audit_db=str(tmp_path / "a.sqlite"),
+                                                    health_url=url, failures_required=2, poll_interval=0.005,
+                                                    poll_timeout=0.2)
         events = await take_events(trigger, 1, within=3)
     assert events[0].get("context") == {"service": url}, (
         f"a service that never answers, poll_timeout=0.2, failures_required=2: expected the checks to fail (a "
@@ -158,8 +159,8 @@ async def test_a_service_that_hangs_fails_its_checks(ed, tmp_path):
 
 
 @pytest.mark.criterion("ex11_5.t3.audit_trail")
-def test_rows_gives_every_activation_as_a_dict_oldest_first(ed, tmp_path):
-    audit = ed.ActivationAudit(tmp_path / "audit.sqlite")
+def test_rows_gives_every_activation_as_a_dict_oldest_first(event_driven, tmp_path):
+    audit = event_driven.ActivationAudit(tmp_path / "audit.sqlite")
     first = audit.start_unless_running("file_watcher", {"filename": "a.csv"}, False)
     second = audit.start_unless_running("file_watcher", {"filename": "b.csv"}, False)
     audit.complete(first, "success")

@@ -23,7 +23,7 @@ def pipeline_env(store, collection: str = "workbook_docs") -> dict[str, str]:
 
 # ---- ex11_4.t4.dag_shape --------------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t4.dag_shape")
-def test_dag_ingests_waits_validates_then_queries(vs, make_store, monkeypatch):
+def test_dag_ingests_waits_validates_then_queries(vector_store_sensor, make_store, monkeypatch):
     store = make_store("chroma")
     for key, value in pipeline_env(store, "shape_check").items():
         monkeypatch.setenv(key, value)
@@ -32,7 +32,7 @@ def test_dag_ingests_waits_validates_then_queries(vs, make_store, monkeypatch):
     expected = {"ingest", "wait_for_index", "validate", "sample_queries"}
     assert expected <= ids, f"DAG {DAG_ID!r}: expected tasks {sorted(expected)}, found {sorted(ids)}"
     wait = dag.task_dict["wait_for_index"]
-    assert isinstance(wait, vs.VectorStoreSensor) and wait.deferrable, (
+    assert isinstance(wait, vector_store_sensor.VectorStoreSensor) and wait.deferrable, (
         f"task 'wait_for_index': expected a deferrable VectorStoreSensor, got {wait!r}"
     )
     settings = (wait.collection_name, wait.backend, wait.base_url)

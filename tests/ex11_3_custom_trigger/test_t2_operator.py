@@ -17,15 +17,15 @@ from tests.harness import call_execute, drive_deferral, make_context
 from tests.harness.dagrun import load_dag
 
 
-def operator(ct, server, **overrides):
+def operator(custom_trigger, server, **overrides):
     kwargs = dict(task_id="wait_for_api", endpoint=server.health_url, response_check="status",
                   expected_value="healthy", poll_interval=0.02, timeout=5.0)
-    return ct.HttpPollingOperator(**{**kwargs, **overrides})
+    return custom_trigger.HttpPollingOperator(**{**kwargs, **overrides})
 
 
 @pytest.mark.criterion("ex11_3.t2.immediate_success")
-def test_returns_at_once_when_the_api_is_already_ready(ct, health_server):
-    run = drive_deferral(operator(ct, health_server))
+def test_returns_at_once_when_the_api_is_already_ready(custom_trigger, health_server):
+    run = drive_deferral(operator(custom_trigger, health_server))
     assert not run.deferred, f"API healthy at the first check: expected no deferral, got a deferral to {run.trigger!r}"
     assert isinstance(run.result, dict) and run.result.get("status") == "success" and run.result.get("value") == "healthy", (
         f"execute() with a healthy API: expected the success payload (status 'success', value 'healthy'), "
@@ -37,13 +37,13 @@ def test_returns_at_once_when_the_api_is_already_ready(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.defers_with_timeout")
-def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
+def test_defers_to_the_trigger_with_a_timeout(custom_trigger, health_server):
     health_server.force("maintenance")
-    task = operator(ct, health_server, headers={"X-Team": "data"}, poll_interval=3.0, timeout=120.0)
+    task = operator(custom_trigger, health_server, headers={"X-Team": "data"}, poll_interval=3.0, timeout=120.0)
     with pytest.raises(TaskDeferred) as deferral:
         call_execute(task)
     deferred = deferral.value
-    assert isinstance(deferred.trigger, ct.HttpPollingTrigger), (
+    assert isinstance(deferred.trigger, custom_trigger.HttpPollingTrigger), (
         f"execute() during maintenance: expected a deferral to HttpPollingTrigger, got {deferred.trigger!r}"
     )
     _, kwargs = deferred.trigger.serialize()
@@ -57,7 +57,7 @@ def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
     assert len(health_server.requests) == 1, f"expected one check before deferring, got {len(health_server.requests)}"
     health_server.queue_response(200, {"health": {"state": "degraded"}})
     with pytest.raises(TaskDeferred) as deferral:
-        call_execute(operator(ct, health_server, response_check="health.state", expected_value="green"))
+        call_execute(operator(custom_trigger, health_server, response_check="health.state", expected_value="green"))
     _, kwargs = deferral.value.trigger.serialize()
     carried = {key: kwargs.get(key) for key in ("response_check", "expected_value")}
     assert carried == {"response_check": "health.state", "expected_value": "green"}, (
@@ -66,10 +66,10 @@ def test_defers_to_the_trigger_with_a_timeout(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.defers_with_timeout")
-def test_the_deferral_grace_stays_small_for_a_long_wait(ct, health_server):
+def test_the_deferral_grace_stays_small_for_a_long_wait(custom_trigger, health_server):
     health_server.force("maintenance")
     with pytest.raises(TaskDeferred) as deferral:
-        call_execute(operator(ct, health_server, poll_interval=30.0, timeout=3600.0))
+        call_execute(operator(custom_trigger, health_server, poll_interval=30.0, timeout=3600.0))
     got = deferral.value.timeout
     # "A small grace": up to a quarter of the wait (or 5 minutes, for short waits), not a multiple of it.
     assert got is not None and timedelta(seconds=3600) <= got <= timedelta(seconds=3600 + 900), (
@@ -78,9 +78,9 @@ def test_the_deferral_grace_stays_small_for_a_long_wait(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.resumes_with_payload")
-def test_resumes_on_a_new_instance_and_returns_the_payload(ct, health_server):
+def test_resumes_on_a_new_instance_and_returns_the_payload(custom_trigger, health_server):
     health_server.queue_response(503, '{"status": "maintenance"}')  # the synchronous check sees maintenance
-    run = drive_deferral(operator(ct, health_server))
+    run = drive_deferral(operator(custom_trigger, health_server))
     assert run.deferred, "503 at the first check: expected the operator to defer"
     assert run.method_name == "execute_complete", f"expected method_name 'execute_complete', got {run.method_name!r}"
     assert run.event.get("status") == "success", f"trigger event: expected success, got {run.event!r}"
@@ -91,10 +91,10 @@ def test_resumes_on_a_new_instance_and_returns_the_payload(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
-def test_timeout_event_fails_the_task(ct, health_server):
+def test_timeout_event_fails_the_task(custom_trigger, health_server):
     health_server.force("maintenance")
     with pytest.raises(AirflowException) as failure:
-        drive_deferral(operator(ct, health_server, timeout=0.3), max_wait=10)
+        drive_deferral(operator(custom_trigger, health_server, timeout=0.3), max_wait=10)
     assert not isinstance(failure.value, TaskDeferralTimeout), (
         "the trigger should report its own timeout (with the last status seen) before Airflow's deferral "
         "timeout fires: give defer(timeout=...) a little more than the trigger's timeout"
@@ -106,8 +106,8 @@ def test_timeout_event_fails_the_task(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
-def test_error_event_and_unknown_events_fail_the_task(ct, health_server):
-    task = operator(ct, health_server)
+def test_error_event_and_unknown_events_fail_the_task(custom_trigger, health_server):
+    task = operator(custom_trigger, health_server)
     context = make_context(task)
     for event in ({"status": "error", "message": "HTTP 401: unauthorized", "endpoint": health_server.health_url},
                   {"status": "surprise"}):
@@ -116,14 +116,14 @@ def test_error_event_and_unknown_events_fail_the_task(ct, health_server):
         assert str(failure.value), f"execute_complete(event={event!r}): expected an error message, got an empty one"
     health_server.require_bearer("right")
     with pytest.raises(AirflowException, match="401"):
-        drive_deferral(operator(ct, health_server, headers={"Authorization": "Bearer wrong"}))
+        drive_deferral(operator(custom_trigger, health_server, headers={"Authorization": "Bearer wrong"}))
 
 
 @pytest.mark.criterion("ex11_3.t2.non_deferrable")
-def test_deferrable_false_polls_in_the_worker(ct, health_server):
+def test_deferrable_false_polls_in_the_worker(custom_trigger, health_server):
     for _ in range(3):
         health_server.queue_response(503, '{"status": "maintenance"}')
-    task = operator(ct, health_server, deferrable=False)
+    task = operator(custom_trigger, health_server, deferrable=False)
     try:
         result = call_execute(task)
     except TaskDeferred:
@@ -135,14 +135,14 @@ def test_deferrable_false_polls_in_the_worker(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.non_deferrable")
-def test_deferrable_false_keeps_the_same_timeout_and_error_semantics(ct, health_server):
+def test_deferrable_false_keeps_the_same_timeout_and_error_semantics(custom_trigger, health_server):
     health_server.force("maintenance")
     with pytest.raises(AirflowException, match="503|maintenance"):
-        call_execute(operator(ct, health_server, deferrable=False, timeout=0.3))
+        call_execute(operator(custom_trigger, health_server, deferrable=False, timeout=0.3))
     health_server.force(None)
     health_server.require_bearer("right")
     with pytest.raises(AirflowException, match="401"):
-        call_execute(operator(ct, health_server, deferrable=False, headers={"Authorization": "Bearer x"}))
+        call_execute(operator(custom_trigger, health_server, deferrable=False, headers={"Authorization": "Bearer x"}))
 
 
 @pytest.mark.integration
@@ -179,8 +179,8 @@ def test_http_polling_dag_succeeds(run_dag, health_server, monkeypatch):
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
-def test_the_errors_name_the_endpoint_and_what_was_last_seen(ct, health_server):
-    task = operator(ct, health_server)
+def test_the_errors_name_the_endpoint_and_what_was_last_seen(custom_trigger, health_server):
+    task = operator(custom_trigger, health_server)
     context = make_context(task)
     endpoint = "http://status.example:9/api/health"
     timeout = {"status": "timeout", "endpoint": endpoint, "last_http_status": 418, "last_value": "brewing",
@@ -198,8 +198,8 @@ def test_the_errors_name_the_endpoint_and_what_was_last_seen(ct, health_server):
 
 
 @pytest.mark.criterion("ex11_3.t2.fails_clearly")
-def test_each_kind_of_event_raises_the_error_the_chapter_names(ct, health_server):
-    task = operator(ct, health_server)
+def test_each_kind_of_event_raises_the_error_the_chapter_names(custom_trigger, health_server):
+    task = operator(custom_trigger, health_server)
     context = make_context(task)
     cases = [
         ({"status": "timeout", "endpoint": "http://api", "last_http_status": 503, "last_value": "maintenance",

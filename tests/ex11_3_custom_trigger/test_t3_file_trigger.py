@@ -27,8 +27,8 @@ patches = subject_module("tests.harness.patches")
 
 
 @pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
-def test_serialize_keeps_every_argument(ct, target, landing_zone):
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=2.5, timeout=60.0)
+def test_serialize_keeps_every_argument(custom_trigger, target, landing_zone):
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=2.5, timeout=60.0)
     classpath, kwargs = trigger.serialize()
     assert classpath == f"{target.package}.custom_trigger.FilePatternTrigger", (
         f"serialize() classpath: expected {target.package}.custom_trigger.FilePatternTrigger, got {classpath!r}"
@@ -36,7 +36,7 @@ def test_serialize_keeps_every_argument(ct, target, landing_zone):
     expected = {"pattern": landing_zone.pattern(), "min_files": 3, "poll_interval": 2.5, "timeout": 60.0}
     assert kwargs == expected, f"serialize() kwargs: expected {expected!r}, got {kwargs!r}"
     roundtrip(trigger)
-    roundtrip(ct.FilePatternTrigger(pattern=landing_zone.pattern()))
+    roundtrip(custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern()))
     rebuilt = roundtrip(team.TeamFilePatternTrigger(pattern=landing_zone.pattern()))
     assert team.class_of(rebuilt) is team.TeamFilePatternTrigger, (
         f"serialize() of a subclass: expected it to rebuild TeamFilePatternTrigger, got "
@@ -45,9 +45,9 @@ def test_serialize_keeps_every_argument(ct, target, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.serialize_roundtrip")
-def test_a_relative_pattern_is_refused(ct):
+def test_a_relative_pattern_is_refused(custom_trigger):
     with pytest.raises(ValueError) as raised:
-        ct.FilePatternTrigger(pattern="landing/*.csv")
+        custom_trigger.FilePatternTrigger(pattern="landing/*.csv")
     assert "landing/*.csv" in str(raised.value), (
         f"FilePatternTrigger(pattern='landing/*.csv'): expected a ValueError naming the pattern (the triggerer "
         f"runs in another working directory), got {str(raised.value)!r}")
@@ -55,11 +55,11 @@ def test_a_relative_pattern_is_refused(ct):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
-async def test_both_events_carry_the_pattern_the_files_and_the_elapsed_time(ct, landing_zone):
+async def test_both_events_carry_the_pattern_the_files_and_the_elapsed_time(custom_trigger, landing_zone):
     landing_zone.drop("a.csv")
     for min_files, status in ((1, "success"), (2, "timeout")):
-        trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=min_files, poll_interval=0.02,
-                                        timeout=0.2)
+        trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=min_files, poll_interval=0.02,
+                                                    timeout=0.2)
         payload = (await first_event(trigger, within=10)).payload
         shape = {"status": payload.get("status"), "pattern": payload.get("pattern"), "files": payload.get("files")}
         expected = {"status": status, "pattern": landing_zone.pattern(), "files": [str(landing_zone.root / "a.csv")]}
@@ -69,10 +69,10 @@ async def test_both_events_carry_the_pattern_the_files_and_the_elapsed_time(ct, 
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
-async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
+async def test_fires_with_the_sorted_files_once_enough_match(custom_trigger, landing_zone):
     for name in ("c.csv", "a.csv", "notes.txt"):
         landing_zone.drop(name)
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=0.02, timeout=10)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=3, poll_interval=0.02, timeout=10)
     task = asyncio.create_task(first_event(trigger, within=10))
     await asyncio.wait([task], timeout=0.15)  # several polls with 2 of 3 files
     if task.done():
@@ -86,8 +86,8 @@ async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
     names = [f"part-{(i * 7919) % 1000:03d}.csv" for i in range(30)]
     for name in names:
         landing_zone.drop(name, rows=1)
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern("part-*.csv"), min_files=30, poll_interval=0.02,
-                                    timeout=10)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern("part-*.csv"), min_files=30, poll_interval=0.02,
+                                                timeout=10)
     files = (await first_event(trigger, within=10)).payload.get("files")
     expected = sorted(str(landing_zone.root / n) for n in names)
     assert files == expected, f"30 part-*.csv files: expected them sorted by path, got {files!r}"
@@ -95,8 +95,8 @@ async def test_fires_with_the_sorted_files_once_enough_match(ct, landing_zone):
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.fires_with_sorted_files")
-async def test_without_a_timeout_it_waits_until_the_files_come(ct, landing_zone):
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=0.02)
+async def test_without_a_timeout_it_waits_until_the_files_come(custom_trigger, landing_zone):
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=0.02)
     task = asyncio.create_task(first_event(trigger, within=10))
     await asyncio.wait([task], timeout=0.15)  # several polls with no file
     if task.done():
@@ -111,8 +111,8 @@ async def test_without_a_timeout_it_waits_until_the_files_come(ct, landing_zone)
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.times_out")
-async def test_the_timeout_is_kept_when_the_poll_interval_is_longer(ct, landing_zone):
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=60, timeout=0.3)
+async def test_the_timeout_is_kept_when_the_poll_interval_is_longer(custom_trigger, landing_zone):
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=60, timeout=0.3)
     # Within 20 s even on a loaded machine; sleeping a whole poll interval first would take 60 s.
     events = await collect_events(trigger, within=20)
     assert [e.payload.get("status") for e in events] == ["timeout"], (
@@ -122,9 +122,9 @@ async def test_the_timeout_is_kept_when_the_poll_interval_is_longer(ct, landing_
 
 @pytest.mark.asyncio
 @pytest.mark.criterion("ex11_3.t3.times_out")
-async def test_times_out_and_yields_once(ct, landing_zone):
+async def test_times_out_and_yields_once(custom_trigger, landing_zone):
     landing_zone.drop("only.csv")
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.3)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.3)
     events = await collect_events(trigger, within=5)
     assert len(events) == 1, f"run() with timeout=0.3 and too few files: expected one event, got {events!r}"
     payload = events[0].payload
@@ -132,13 +132,13 @@ async def test_times_out_and_yields_once(ct, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.non_blocking")
-def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
+def test_globbing_does_not_block_the_event_loop(custom_trigger, landing_zone, monkeypatch):
     landing_zone.drop("a.csv")
     trigger_os = subject_module("os")  # the one the trigger lists directories with
     # Storage where a directory listing takes 0.25 s.
     monkeypatch.setattr(trigger_os, "scandir", patches.slowed(trigger_os.scandir, 0.25))
     monkeypatch.setattr(trigger_os, "listdir", patches.slowed(trigger_os.listdir, 0.25))
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.8)
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=2, poll_interval=0.05, timeout=0.8)
     # A listing on the loop holds it for the whole 0.25 s; 0.2 s leaves a loaded machine its pauses.
     events, slow = events_in_debug_loop(trigger, within=10, slow_callback=0.2)
     assert not slow, f"run() listed the directory on the event loop (slow storage, asyncio debug): {slow[:3]}"
@@ -146,8 +146,8 @@ def test_globbing_does_not_block_the_event_loop(ct, landing_zone, monkeypatch):
 
 
 @pytest.mark.criterion("ex11_3.t3.non_blocking")
-def test_waiting_between_looks_does_not_block_the_event_loop(ct, landing_zone):
-    trigger = ct.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=1.0, timeout=2.5)
+def test_waiting_between_looks_does_not_block_the_event_loop(custom_trigger, landing_zone):
+    trigger = custom_trigger.FilePatternTrigger(pattern=landing_zone.pattern(), min_files=1, poll_interval=1.0, timeout=2.5)
     # A time.sleep(1.0) on the loop shows as one callback of 1 s; 0.5 s leaves a loaded machine its pauses.
     events, slow = events_in_debug_loop(trigger, within=10, slow_callback=0.5)
     assert not slow, f"run() waited between looks on the event loop (asyncio debug): {slow[:3]}"
@@ -155,11 +155,11 @@ def test_waiting_between_looks_does_not_block_the_event_loop(ct, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_sensor_returns_at_once_when_the_files_are_there(ct, landing_zone):
+def test_sensor_returns_at_once_when_the_files_are_there(custom_trigger, landing_zone):
     landing_zone.drop("a.csv")
     landing_zone.drop("b.csv")
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
-                                  poke_interval=0.05, timeout=10)
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                              poke_interval=0.05, timeout=10)
     run = drive_deferral(sensor)
     expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv")]
     assert (run.deferred, run.result) == (False, expected), (
@@ -168,14 +168,15 @@ def test_sensor_returns_at_once_when_the_files_are_there(ct, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, run_started):
+def test_sensor_defers_to_the_trigger_and_returns_the_files(custom_trigger, landing_zone, run_started):
     landing_zone.drop("a.csv")
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=3,
-                                  poke_interval=0.05, timeout=30)
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=3,
+                                              poke_interval=0.05, timeout=30)
     with pytest.raises(TaskDeferred) as deferral:
         call_execute(sensor)
     deferred = deferral.value
-    assert isinstance(deferred.trigger, ct.FilePatternTrigger), f"expected a FilePatternTrigger, got {deferred.trigger!r}"
+    assert isinstance(deferred.trigger, custom_trigger.FilePatternTrigger), (
+        f"expected a FilePatternTrigger, got {deferred.trigger!r}")
     _, kwargs = deferred.trigger.serialize()
     assert (kwargs["pattern"], kwargs["min_files"], kwargs["poll_interval"]) == (landing_zone.pattern(), 3, 0.05), (
         f"the trigger must carry pattern, min_files and poke_interval as poll_interval, got {kwargs!r}"
@@ -183,7 +184,7 @@ def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, ru
     assert deferred.timeout is not None and deferred.timeout >= timedelta(seconds=30), (
         f"defer(timeout=...) must bound the deferral by the sensor's timeout (30 s), got {deferred.timeout}"
     )
-    started = run_started(ct.FilePatternTrigger)
+    started = run_started(custom_trigger.FilePatternTrigger)
     landing_zone.drop_when(started, ["c.csv", "b.csv"])
     run = drive_deferral(sensor)
     expected = [str(landing_zone.root / n) for n in ("a.csv", "b.csv", "c.csv")]
@@ -193,9 +194,9 @@ def test_sensor_defers_to_the_trigger_and_returns_the_files(ct, landing_zone, ru
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_the_resumed_sensor_returns_the_files_of_the_event(ct, landing_zone):
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
-                                  poke_interval=0.05, timeout=10)
+def test_the_resumed_sensor_returns_the_files_of_the_event(custom_trigger, landing_zone):
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                              poke_interval=0.05, timeout=10)
     seen = [str(landing_zone.root / n) for n in ("a.csv", "b.csv")]  # what the trigger saw; since moved on
     landing_zone.drop("c.csv")
     event = {"status": "success", "pattern": sensor.pattern, "files": seen, "elapsed": 1.0}
@@ -206,18 +207,18 @@ def test_the_resumed_sensor_returns_the_files_of_the_event(ct, landing_zone):
 
 
 @pytest.mark.criterion("ex11_3.t3.times_out")
-def test_sensor_times_out_with_a_sensor_timeout(ct, landing_zone):
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
-                                  poke_interval=0.05, timeout=0.3)
+def test_sensor_times_out_with_a_sensor_timeout(custom_trigger, landing_zone):
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
+                                              poke_interval=0.05, timeout=0.3)
     with pytest.raises((AirflowSensorTimeout, TaskDeferralTimeout)):
         drive_deferral(sensor, max_wait=10)
 
 
 @pytest.mark.criterion("ex11_3.t3.times_out")
-def test_the_sensors_errors_name_the_pattern_and_unknown_events_fail(ct, landing_zone):
+def test_the_sensors_errors_name_the_pattern_and_unknown_events_fail(custom_trigger, landing_zone):
     landing_zone.drop("only.csv")
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
-                                  poke_interval=0.05, timeout=0.3)
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=2,
+                                              poke_interval=0.05, timeout=0.3)
     context = make_context(sensor)
     event = {"status": "timeout", "pattern": sensor.pattern, "files": [str(landing_zone.root / "only.csv")],
              "elapsed": 0.3}
@@ -239,10 +240,10 @@ def test_the_sensors_errors_name_the_pattern_and_unknown_events_fail(ct, landing
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_sensor_in_poke_mode_without_deferral(ct, landing_zone):
+def test_sensor_in_poke_mode_without_deferral(custom_trigger, landing_zone):
     landing_zone.drop("a.csv")
-    sensor = ct.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
-                                  poke_interval=0.05, timeout=5, deferrable=False)
+    sensor = custom_trigger.FilePatternSensor(task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1,
+                                              poke_interval=0.05, timeout=5, deferrable=False)
     try:
         result = call_execute(sensor)
     except TaskDeferred:
@@ -252,9 +253,9 @@ def test_sensor_in_poke_mode_without_deferral(ct, landing_zone):
 
 @pytest.mark.integration
 @pytest.mark.criterion("ex11_3.t3.dag_runs")
-def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch, run_started):
+def test_file_pattern_dag_succeeds(custom_trigger, run_dag, landing_zone, monkeypatch, run_started):
     landing_zone.drop("2025-01-01.csv")
-    started = run_started(ct.FilePatternTrigger)  # dag.test() runs the trigger where the learner's code runs
+    started = run_started(custom_trigger.FilePatternTrigger)  # dag.test() runs the trigger where the learner's code runs
     env = {"WORKBOOK_LANDING_DIR": str(landing_zone.root), "WORKBOOK_MIN_FILES": "3", "WORKBOOK_POLL_INTERVAL": "0.05"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -274,8 +275,8 @@ def test_file_pattern_dag_succeeds(ct, run_dag, landing_zone, monkeypatch, run_s
 
 
 @pytest.mark.criterion("ex11_3.t3.sensor_defers")
-def test_sensor_without_deferral_also_works_in_reschedule_mode(ct, landing_zone):
-    task = RescheduledTask(lambda: ct.FilePatternSensor(
+def test_sensor_without_deferral_also_works_in_reschedule_mode(custom_trigger, landing_zone):
+    task = RescheduledTask(lambda: custom_trigger.FilePatternSensor(
         task_id="wait_for_files", pattern=landing_zone.pattern(), min_files=1, poke_interval=30, timeout=600,
         deferrable=False, mode="reschedule"))
     first = task.execute()

@@ -12,8 +12,9 @@ from tests.ex11_4_vector_store_sensor.helpers import COLLECTION, add_corpus, add
 pytestmark = pytest.mark.timeout(60)
 
 
-def check(vs, store, expected_count, **kwargs):
-    return vs.validate_index_health(COLLECTION, expected_count, backend=store.backend, base_url=store.url, **kwargs)
+def check(vector_store_sensor, store, expected_count, **kwargs):
+    return vector_store_sensor.validate_index_health(COLLECTION, expected_count, backend=store.backend,
+                                                     base_url=store.url, **kwargs)
 
 
 def query_requests(store) -> int:
@@ -38,10 +39,10 @@ def raises(call) -> BaseException | None:
 
 # ---- ex11_4.t3.queries_index ----------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t3.queries_index")
-def test_health_check_runs_a_test_query(vs, make_store, backend):
+def test_health_check_runs_a_test_query(vector_store_sensor, make_store, backend):
     store = make_store(backend)
     corpus = add_corpus(store)
-    result = check(vs, store, len(corpus))
+    result = check(vector_store_sensor, store, len(corpus))
     assert query_requests(store) >= 1, (
         f"validate_index_health on a healthy {backend} collection: expected it to send a test query, the store "
         f"received {[(r.method, r.path) for r in store.requests]}"
@@ -55,7 +56,7 @@ def test_health_check_runs_a_test_query(vs, make_store, backend):
 
 
 @pytest.mark.criterion("ex11_4.t3.queries_index")
-def test_a_store_outage_is_left_to_propagate(vs, make_store):
+def test_a_store_outage_is_left_to_propagate(vector_store_sensor, make_store):
     store = make_store("qdrant")
     corpus = add_corpus(store)
     for outage in ("every request", "the test query"):
@@ -64,18 +65,18 @@ def test_a_store_outage_is_left_to_propagate(vs, make_store):
         else:
             store.fail_next(0)
             store.fail_queries(1000, 503)  # stats answer, the search service is briefly down
-        error = raises(lambda: check(vs, store, len(corpus)))
-        assert isinstance(error, vs.TransientStoreError), (
+        error = raises(lambda: check(vector_store_sensor, store, len(corpus)))
+        assert isinstance(error, vector_store_sensor.TransientStoreError), (
             f"validate_index_health while {outage} answers 503: expected the TransientStoreError to propagate (a "
             f"retry may pass; not an AirflowFailException, which skips the retries), got {error!r}")
 
 
 @pytest.mark.criterion("ex11_4.t3.queries_index")
-def test_index_that_finds_nothing_is_unhealthy(vs, make_store):
+def test_index_that_finds_nothing_is_unhealthy(vector_store_sensor, make_store):
     store = make_store("qdrant")
     corpus = add_corpus(store)
     store.store.break_search(COLLECTION)  # stats look fine, every query comes back empty
-    error = raises(lambda: check(vs, store, len(corpus)))
+    error = raises(lambda: check(vector_store_sensor, store, len(corpus)))
     assert isinstance(error, AirflowException), (
         f"validate_index_health on a collection whose stats look ready but whose queries return nothing: "
         f"expected AirflowException, got {error!r}"
@@ -86,10 +87,10 @@ def test_index_that_finds_nothing_is_unhealthy(vs, make_store):
 # ---- ex11_4.t3.count_matches ----------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t3.count_matches")
 @pytest.mark.parametrize("expected_count", [15, 17], ids=["more-than-expected", "fewer-than-expected"])
-def test_document_count_must_match(vs, make_store, expected_count):
+def test_document_count_must_match(vector_store_sensor, make_store, expected_count):
     store = make_store("qdrant")
     corpus = add_corpus(store)
-    error = raises(lambda: check(vs, store, expected_count))
+    error = raises(lambda: check(vector_store_sensor, store, expected_count))
     assert isinstance(error, AirflowException), (
         f"validate_index_health(expected_count={expected_count}) on a collection of {len(corpus)}: expected "
         f"AirflowException, got {error!r}"
@@ -100,11 +101,11 @@ def test_document_count_must_match(vs, make_store, expected_count):
 
 
 @pytest.mark.criterion("ex11_4.t3.count_matches")
-def test_index_still_building_is_unhealthy(vs, make_store):
+def test_index_still_building_is_unhealthy(vector_store_sensor, make_store):
     store = make_store("chroma")
     add_documents(store, 10)
     store.clock.advance(6 / store.store.index_rate)  # 6/10 indexed: queries see only part of the data
-    error = raises(lambda: check(vs, store, 10))
+    error = raises(lambda: check(vector_store_sensor, store, 10))
     assert isinstance(error, AirflowException) and "6/10" in str(error).replace(" of ", "/"), (
         f"validate_index_health on a collection still indexing (6/10): expected AirflowException giving the "
         f"progress, got {error!r}"
@@ -113,10 +114,10 @@ def test_index_still_building_is_unhealthy(vs, make_store):
 
 # ---- ex11_4.t3.dimension_matches ------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t3.dimension_matches")
-def test_dimension_must_match_the_embedding_model(vs, make_store):
+def test_dimension_must_match_the_embedding_model(vector_store_sensor, make_store):
     store = make_store("qdrant")
     corpus = add_corpus(store)  # a 384-dimensional collection
-    error = raises(lambda: check(vs, store, len(corpus), expected_dimension=768))
+    error = raises(lambda: check(vector_store_sensor, store, len(corpus), expected_dimension=768))
     assert isinstance(error, AirflowException) and "768" in str(error) and "384" in str(error), (
         f"validate_index_health(expected_dimension=768) on a 384-dimensional collection: expected "
         f"AirflowException naming both dimensions, got {error!r}"
@@ -124,11 +125,11 @@ def test_dimension_must_match_the_embedding_model(vs, make_store):
 
 
 @pytest.mark.criterion("ex11_4.t3.dimension_matches")
-def test_collection_of_another_dimension_is_unhealthy(vs, make_store):
+def test_collection_of_another_dimension_is_unhealthy(vector_store_sensor, make_store):
     store = make_store("chroma")
     add_documents(store, 5, dimension=16)
     index_everything(store)
-    error = raises(lambda: check(vs, store, 5))
+    error = raises(lambda: check(vector_store_sensor, store, 5))
     assert isinstance(error, AirflowException) and re.search(r"\b16\b", str(error)) and "384" in str(error), (
         f"validate_index_health (model dimension 384) on a 16-dimensional collection: expected AirflowException "
         f"naming both dimensions, got {error!r}"
@@ -137,10 +138,10 @@ def test_collection_of_another_dimension_is_unhealthy(vs, make_store):
 
 # ---- ex11_4.t3.reports_stats ----------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t3.reports_stats")
-def test_health_check_returns_the_statistics(vs, make_store, backend):
+def test_health_check_returns_the_statistics(vector_store_sensor, make_store, backend):
     store = make_store(backend)
     corpus = add_corpus(store)
-    result = check(vs, store, len(corpus))
+    result = check(vector_store_sensor, store, len(corpus))
     expected = {"collection": COLLECTION, "document_count": len(corpus), "dimensions": 384, "healthy": True}
     got = {key: result.get(key) for key in expected} if isinstance(result, dict) else result
     assert got == expected, f"validate_index_health on a healthy {backend} collection: expected {expected}, got {result!r}"
