@@ -3,9 +3,9 @@
 A record's node ids, paths and criteria are claims of the test process. Before a name from it can reach a
 learner-visible file it must be one the grader has: a test file of an exercise in the graded tree, a test
 function defined in it (read from the grader's own source), criteria of that exercise only. The part of a
-parametrized id in brackets is shown only when it is made of literals of that test file (how pytest builds
-it); otherwise the test still counts but is shown as `name[…]`. With the grader's own collection
-(`Inventory.nodeids`) the names must match it exactly.
+parametrized id in brackets is shown only when it is made of literals of that test file or of its exercise's
+conftest, where parametrized fixtures live (how pytest builds it); otherwise the test still counts but is shown
+as `name[…]`. With the grader's own collection (`Inventory.nodeids`) the names must match it exactly.
 
 A name the grader does not have is a violation: the verdict is then `tampered`, and nothing of the record
 reaches the learner's files.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading.core.rubric import Exercise
-from grading.scoring.results import Run
+from grading.scoring.run import Run
 
 HIDDEN_PREFIX = "test_hidden"
 UNVERIFIED_PARAMETERS = "[…]"
@@ -47,10 +47,14 @@ class Inventory:
             inventory.criteria[exercise.id] = frozenset(c.id for c in exercise.criteria)
             if not (tree / folder).is_dir():
                 continue
+            # A parametrized fixture's ids come from its conftest (the grader's own: a submission's is refused).
+            fixture_literals = frozenset().union(*(_defined(conftest)[1] for conftest in (
+                tree / "tests" / "conftest.py", tree / folder / "conftest.py") if conftest.is_file()))
             for path in sorted((tree / folder).rglob("test_*.py")):
                 relative = path.relative_to(tree).as_posix()
                 inventory.files[relative] = exercise.id
-                inventory.functions[relative], inventory.literals[relative] = _defined(path)
+                functions, literals = _defined(path)
+                inventory.functions[relative], inventory.literals[relative] = functions, literals | fixture_literals
         return inventory
 
     def exercise_of(self, nodeid: str) -> str | None:

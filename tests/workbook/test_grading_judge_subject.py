@@ -77,8 +77,8 @@ def test_an_attack_on_the_test_process_earns_what_it_honestly_solves(name, workb
 
 
 def test_the_criteria_measured_inside_the_learners_process_are_listed_for_the_instructor():
-    from grading.scoring.results import Run, TestOutcome
-    from grading.submission.submission import measured_in_subject
+    from grading.scoring.run import Run, TestOutcome
+    from grading.submission.instructor_report import measured_in_subject
 
     run = Run(tests={
         "t::a": TestOutcome("t::a", "t", ["ex01.t1.adds"], 0, "passed", measured=["log records"]),

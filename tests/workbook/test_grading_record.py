@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from grading.core.rubric import load
-from grading.scoring import results
-from grading.scoring.results import Run, grade
+from grading.scoring.grade import grade
+from grading.scoring.run import Run, TestOutcome
 from grading.submission import inventory
 from grading.suite import record_check, record_schema
-from grading.suite.runner import _Collector
+from grading.suite.supervision import _Collector
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 GOOD = [
@@ -124,12 +124,12 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def outcome(nodeid: str, criteria: list[str], result: str = "failed", message: str = "boom") -> results.TestOutcome:
-    return results.TestOutcome(nodeid=nodeid, path=nodeid.split("::")[0], criteria=criteria, speed=0, outcome=result,
+def outcome(nodeid: str, criteria: list[str], result: str = "failed", message: str = "boom") -> TestOutcome:
+    return TestOutcome(nodeid=nodeid, path=nodeid.split("::")[0], criteria=criteria, speed=0, outcome=result,
                        message=message)
 
 
-def confined(workbook: Path, tests: list[results.TestOutcome], **run) -> tuple[Run, list[str]]:
+def confined(workbook: Path, tests: list[TestOutcome], **run) -> tuple[Run, list[str]]:
     rubric = load(workbook)
     known = inventory.Inventory.of_tree(workbook, list(rubric.exercises))
     result = Run(tests={t.nodeid: t for t in tests}, **run)
@@ -204,14 +204,14 @@ ENCODED = {
 
 @pytest.mark.parametrize("text", ENCODED.values(), ids=ENCODED.keys())
 def test_a_hidden_line_is_found_however_it_is_encoded(workbook, text):
-    from grading.submission.submission import secret_detector
+    from grading.submission.quoted_secrets import secret_detector
 
     quotes_a_secret = secret_detector(workbook, workbook)
     assert quotes_a_secret(f"add(2, 3): expected 5, got {text!r}"), text
 
 
 def test_honest_messages_are_not_taken_for_secrets(workbook):
-    from grading.submission.submission import secret_detector
+    from grading.submission.quoted_secrets import secret_detector
 
     quotes_a_secret = secret_detector(workbook, workbook)
     for message in ("add(2, 3): expected 5, got 6", "result = mini.add(2, 3) failed",
