@@ -70,12 +70,21 @@ def _attempt(context: Context, pokes_here: int) -> int:
 
 # ---- Task 1 ------------------------------------------------------------------------------------------
 class OrderStatusSensor(BaseSensorOperator):
-    """Wait until an order reaches `expected_status`; return the order record as XCom.
+    """
+    Wait until an order reaches `expected_status`; return the order record (XCom).
 
-    `db_path` is a folder holding `orders.json` (the seed's layout), a `.json` file (a list of orders or
-    `{"orders": [...]}`) or a SQLite file (`.sqlite`/`.db`, table `orders`). A database that is missing,
-    torn mid-write or locked is a reason to look again, not to fail. An order that reached one of
-    `terminal_statuses` other than the one we wait for fails the task at once: it will never ship.
+    A database that is missing, torn mid-write or locked is a reason to look again, not to fail, and so is
+    an order not in it yet. An order that reached one of `terminal_statuses` other than the one we wait for
+    fails the task at once: it will never ship.
+
+    :param order_id: The order to wait for (templated).
+    :param expected_status: The status that ends the wait (templated).
+    :param db_path: The order database (templated): a folder holding `orders.json`, a `.json` file (a list of
+        orders or `{"orders": [...]}`), or a SQLite file (`.sqlite`/`.db`, table `orders`).
+    :param terminal_statuses: Statuses an order never leaves: reaching one that is not `expected_status`
+        fails the task at once; `()` turns this off.
+    :param sqlite_lock_timeout: Seconds to wait for a writer's lock on a SQLite database before looking
+        again at the next poke.
     """
 
     template_fields = ("order_id", "expected_status", "db_path")
@@ -182,13 +191,27 @@ def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class APIHealthSensor(BaseSensorOperator):
-    """Wait until `endpoint_url` answers `expected_status` with a JSON body containing `expected_response`.
+    """
+    Wait until an HTTP endpoint answers the expected status with a JSON body containing the expected keys.
 
-    Auth: plain `headers`, `bearer_token`, `basic_auth=(user, password)`, or `conn_id` (an Airflow
-    Connection: login + password is basic auth, a password alone is a bearer token). Connection errors are
-    retried inside one poke (`connect_retries` times, backoff doubling from `retry_backoff` up to
-    `max_retry_backoff`); 5xx, 408/429, timeouts and wrong bodies mean "not yet"; 401/403/404 and the other
-    4xx fail the task at once, since waiting does not fix a wrong URL or a rejected credential.
+    Returns `{"status_code", "body", "latency_ms"}` (XCom). Connection errors are retried inside one poke;
+    5xx, 408/429, timeouts and wrong bodies mean "not yet"; 401/403/404 and the other 4xx fail the task at
+    once, since waiting does not fix a wrong URL or a rejected credential.
+
+    :param endpoint_url: The http(s) URL to GET (templated).
+    :param expected_status: The HTTP status of a healthy answer.
+    :param expected_response: Keys and values the JSON body must contain, nested dicts compared key by key
+        (templated); None accepts any JSON body.
+    :param headers: HTTP headers sent with every request (templated); secret ones are redacted in the log.
+    :param request_timeout: Seconds one request may take; a slower answer means "not yet".
+    :param bearer_token: A token sent as `Authorization: Bearer <token>`.
+    :param basic_auth: `(user, password)` for HTTP basic auth.
+    :param conn_id: An Airflow Connection holding the credentials (templated): login and password are basic
+        auth, a password alone is a bearer token. Give at most one of `bearer_token`, `basic_auth` and
+        `conn_id`.
+    :param connect_retries: How many more times a refused or reset connection is tried within one poke.
+    :param retry_backoff: Seconds before the first of those retries, doubled before each next one.
+    :param max_retry_backoff: The longest wait between two retries, in seconds.
     """
 
     template_fields = ("endpoint_url", "expected_response", "headers", "conn_id")
@@ -316,12 +339,18 @@ Condition = Callable[[], bool]
 
 
 class MultiSourceReadinessSensor(BaseSensorOperator):
-    """Wait for several readiness conditions: all of them (`require_all=True`) or any one.
+    """
+    Wait for several readiness conditions: all of them (`require_all=True`) or any one.
 
-    Each condition is a zero-argument callable. One that raises counts as not ready (status "error").
-    `condition_timeouts` gives a condition its own deadline in seconds from the first poke: in all-mode a
-    condition past it fails the sensor by name; in any-mode it is dropped, and the sensor fails when every
-    condition is out. The per-condition status is logged on each poke and returned as XCom.
+    A condition that raises counts as not ready (status "error"). A condition past its own timeout fails
+    the sensor by name in all-mode; in any-mode it is dropped, and the sensor fails when every condition is
+    out. The per-condition status is logged on each poke and returned as XCom.
+
+    :param conditions: Zero-argument callables returning bool, by name; at least one.
+    :param require_all: Done when every condition is ready (True), or when one is (False).
+    :param condition_timeouts: Seconds from the first poke after which a condition that is not ready times
+        out, by name (each a name of `conditions`): in all-mode it fails the sensor, in any-mode it is
+        dropped.
     """
 
     def __init__(
@@ -395,7 +424,13 @@ class MultiSourceReadinessSensor(BaseSensorOperator):
 
 def behavior_logs_fresh(folder: str | os.PathLike[str], max_age_minutes: float = 60,
                         pattern: str = "*.log") -> Condition:
-    """Ready when `folder` holds a file matching `pattern` modified in the last `max_age_minutes`."""
+    """
+    A condition: `folder` holds a file matching `pattern` modified in the last `max_age_minutes`.
+
+    :param folder: The folder the logs land in; a missing folder is not ready.
+    :param max_age_minutes: How recent the newest matching file must be.
+    :param pattern: Glob pattern of the log files' names.
+    """
     root = Path(folder)
 
     def behavior_logs_fresh() -> bool:
@@ -408,7 +443,13 @@ def behavior_logs_fresh(folder: str | os.PathLike[str], max_age_minutes: float =
 
 
 def catalog_version_above(url: str, min_version: int = 100, timeout: float = 10.0) -> Condition:
-    """Ready when the catalog API at `url` reports `{"version": N}` with N > `min_version`."""
+    """
+    A condition: the catalog API at `url` reports a version above `min_version` (errors raise).
+
+    :param url: The catalog API; it answers `{"version": N}`.
+    :param min_version: The version the catalog must be above.
+    :param timeout: Seconds the request may take.
+    """
 
     def catalog_version_above() -> bool:
         response = requests.get(url, timeout=timeout)
@@ -420,7 +461,12 @@ def catalog_version_above(url: str, min_version: int = 100, timeout: float = 10.
 
 def inventory_snapshot_today(path: str | os.PathLike[str],
                              today: Callable[[], date] | None = None) -> Condition:
-    """Ready when the JSON snapshot at `path` has `"date"` equal to today (UTC unless `today` says)."""
+    """
+    A condition: the JSON snapshot at `path` has `"date"` equal to today.
+
+    :param path: The JSON snapshot file; a missing file is not ready.
+    :param today: Returns today's date; default the current UTC date.
+    """
     snapshot = Path(path)
 
     def inventory_snapshot_today() -> bool:
@@ -434,13 +480,24 @@ def inventory_snapshot_today(path: str | os.PathLike[str],
 
 # ---- Task 4 ------------------------------------------------------------------------------------------
 class AdaptiveFileSensor(BaseSensorOperator):
-    """Wait for `filepath`, polling more or less often depending on how this file's arrivals went before.
+    """
+    Wait for a file, polling more or less often depending on how this file's arrivals went before.
 
     Every poke is recorded (success, duration) in a JSON history keyed by the watched path, kept between
     DAG runs in `history_path`. Over the last `history_size` attempts: a success rate above 80 % makes the
     interval 50 % longer, below 30 % makes it 30 % shorter, clamped to [min_interval, max_interval]. A
-    manual override (`override_interval`, or the run's conf key `poll_interval_override`) wins. The interval
-    computed is the one Airflow waits: `_get_next_poke_interval` returns it, in poke and reschedule mode.
+    manual override wins. The interval computed is the one Airflow waits: `_get_next_poke_interval` returns
+    it, in poke and reschedule mode. Returns `metrics()` (XCom) once the file is there.
+
+    :param filepath: The file to wait for; its history is kept under this path.
+    :param initial_interval: Seconds between pokes before there is any history; the default `poke_interval`.
+    :param min_interval: The shortest interval the rule may set, in seconds; positive.
+    :param max_interval: The longest interval the rule may set, in seconds; at least `min_interval`.
+    :param history_size: How many of the latest attempts the rule looks at and the history keeps; at least 1.
+    :param history_path: The JSON history file, shared by every sensor and keyed by `filepath`; default
+        `$AIRFLOW_HOME/sensor_state/adaptive_history.json`.
+    :param override_interval: Seconds that win over the adaptive interval, as does the run conf key
+        `poll_interval_override`; only a positive number overrides.
     """
 
     OVERRIDE_CONF_KEY = "poll_interval_override"
@@ -589,7 +646,8 @@ class AdaptiveFileSensor(BaseSensorOperator):
 
 # ---- Task 5 ------------------------------------------------------------------------------------------
 class CircuitBreakerSensor(BaseSensorOperator):
-    """Poke `check_condition()` behind a circuit breaker.
+    """
+    Poke `check_condition()` behind a circuit breaker; return the breaker's state (XCom) when it passes.
 
     `failure_threshold` consecutive errors open the circuit: checks are skipped (the poke answers "not
     yet") until `recovery_timeout` seconds have passed, then one trial check runs (half-open): an answer
@@ -597,6 +655,14 @@ class CircuitBreakerSensor(BaseSensorOperator):
     dag, task, run and map index, written atomically: in reschedule mode every poke is a new operator
     instance, so state kept on `self` would be forgotten between pokes. Errors are logged, never raised;
     the sensor's own `timeout` ends a wait on a system that stays broken.
+
+    :param failure_threshold: How many check errors in a row open the circuit; at least 1.
+    :param recovery_timeout: Seconds the circuit stays open before one trial check; not negative.
+    :param condition: The check, a zero-argument callable (a true answer ends the wait); or override
+        `check_condition()` in a subclass.
+    :param state_dir: The folder of the breaker's state files; default
+        `$AIRFLOW_HOME/sensor_state/circuit_breakers`.
+    :param clock: Returns the time, in seconds, that `recovery_timeout` is measured on.
     """
 
     def __init__(

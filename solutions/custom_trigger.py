@@ -38,11 +38,6 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x
 DEFERRAL_GRACE = timedelta(seconds=60)
 
 
-def _classpath(obj: object) -> str:
-    """The importable path of obj's class: right for `starters.` and `solutions.` alike."""
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 def masked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {k: "***" if k.lower() in SECRET_HEADERS else v for k, v in (headers or {}).items()}
 
@@ -91,7 +86,14 @@ def matches(value: Any, expected: Any) -> bool:
 
 @dataclass(frozen=True)
 class PollResult:
-    """One poll: `ready` (stop, success), `waiting` (poll again) or `fatal` (polling cannot fix it)."""
+    """
+    What one answer (or a failed request) means for the wait.
+
+    :param outcome: `ready` (stop, success), `waiting` (poll again) or `fatal` (polling cannot fix it).
+    :param http_status: The answer's HTTP status; None when no answer came.
+    :param value: The `response_check` field of the answer, None when it has none.
+    :param detail: Why the wait goes on or ends, for the log and the `error` event.
+    """
 
     outcome: Literal["ready", "waiting", "fatal"]
     http_status: int | None
@@ -144,12 +146,24 @@ async def poll_once(
 
 # ---- Task 1: the HTTP polling trigger ------------------------------------------------------------------
 class HttpPollingTrigger(BaseTrigger):
-    """Poll `endpoint` every `poll_interval` s until the JSON field `response_check` equals
-    `expected_value`, for at most `timeout` s. Yields one event, `status` one of:
+    """
+    Poll an HTTP endpoint until a field of its JSON answer has the expected value.
+
+    One aiohttp session for the whole run, a monotonic deadline, exactly one event. Its `status` is one of:
 
     - `success`: `value`, `attempts`, `elapsed`;
     - `timeout`: `last_http_status`, `last_value`, `attempts`, `elapsed`;
     - `error`: `message` (a 4xx other than 404/408/429, or a `response_check` no answer can satisfy).
+
+    Every event carries the `endpoint`, its password masked.
+
+    :param endpoint: The URL to poll with GET; a password in it is masked in events and logs.
+    :param headers: HTTP headers sent with every request; never logged (they may carry a token).
+    :param response_check: Dotted path of the JSON field to compare, such as `status` or `data.state`;
+        a digit segment indexes a list.
+    :param expected_value: The value the field must have; JSON `true` matches `"true"` and `3` matches `"3"`.
+    :param poll_interval: Seconds between two polls.
+    :param timeout: Seconds to wait, measured on a monotonic clock, before the `timeout` event.
     """
 
     def __init__(
@@ -173,7 +187,7 @@ class HttpPollingTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # Trigger kwargs are stored encrypted (Fernet) in the metadata DB, so headers may carry a token.
-        return _classpath(self), {
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
             "endpoint": self.endpoint,
             "headers": self.headers,
             "response_check": self.response_check,
@@ -251,10 +265,21 @@ def _since(started: float) -> float:
 
 # ---- Task 2: the deferrable operator --------------------------------------------------------------------
 class HttpPollingOperator(BaseOperator):
-    """Wait until `endpoint` reports `response_check == expected_value`; returns the success payload.
+    """
+    Wait until an HTTP endpoint reports the expected value; return the trigger's success payload (XCom).
 
     Checks once in the worker; if not ready, frees the worker slot by deferring to `HttpPollingTrigger`
-    (`deferrable=True`, the default) or keeps polling in the worker (`deferrable=False`).
+    (`deferrable=True`) or keeps polling in the worker with the same semantics (`deferrable=False`).
+    A timeout fails with `AirflowSensorTimeout`, an error polling cannot fix with `AirflowFailException`.
+
+    :param endpoint: The URL to poll with GET (templated).
+    :param headers: HTTP headers sent with every request.
+    :param response_check: Dotted path of the JSON field to compare, such as `status` or `data.state`.
+    :param expected_value: The value the field must have (templated).
+    :param poll_interval: Seconds between two polls.
+    :param timeout: Seconds to wait before failing with `AirflowSensorTimeout`. The deferral's own timeout
+        is a little longer, so that the trigger reports its timeout (with the last status seen) first.
+    :param deferrable: Wait in the triggerer (the default) rather than in a worker slot.
     """
 
     template_fields = ("endpoint", "expected_value")
@@ -338,8 +363,19 @@ def matching_files(pattern: str) -> list[str]:
 
 
 class FilePatternTrigger(BaseTrigger):
-    """Fire once at least `min_files` regular files match the absolute glob `pattern`; the event carries
-    the sorted list (`files`). With `timeout` (seconds) it gives up with a `timeout` event."""
+    """
+    Fire once at least `min_files` regular files match a glob pattern.
+
+    Globs in a thread, off the triggerer's event loop. Dot-files (an upload in progress) and directories do
+    not count. One event: `success` with the sorted `files`, or `timeout` with the files that did match;
+    both carry the `pattern` and the `elapsed` seconds.
+
+    :param pattern: Absolute glob pattern (`**` recurses); a relative one is a ValueError, since the
+        triggerer runs in another process with another working directory.
+    :param min_files: How many matching files end the wait.
+    :param poll_interval: Seconds between two globs.
+    :param timeout: Seconds to wait before the `timeout` event; None waits forever.
+    """
 
     def __init__(
         self,
@@ -363,7 +399,7 @@ class FilePatternTrigger(BaseTrigger):
         self.timeout = None if timeout is None else float(timeout)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return _classpath(self), {
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
             "pattern": self.pattern,
             "min_files": self.min_files,
             "poll_interval": self.poll_interval,
@@ -394,10 +430,15 @@ class FilePatternTrigger(BaseTrigger):
 
 
 class FilePatternSensor(BaseSensorOperator):
-    """Wait until at least `min_files` files match `pattern`; returns their sorted paths (XCom).
+    """
+    Wait until at least `min_files` files match a glob pattern; return their sorted paths (XCom).
 
-    Deferrable by default: checks once in the worker, then waits in the triggerer. `poke_interval` is
-    the trigger's poll interval and the sensor's `timeout` bounds the deferral too.
+    Deferrable by default: checks once in the worker, then waits in the triggerer on `FilePatternTrigger`.
+    `poke_interval` is the trigger's poll interval and the sensor's `timeout` bounds the deferral too.
+
+    :param pattern: Absolute glob pattern of the files to wait for (templated).
+    :param min_files: How many matching files end the wait.
+    :param deferrable: Wait in the triggerer (the default) rather than in a worker slot.
     """
 
     template_fields = ("pattern",)

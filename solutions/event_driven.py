@@ -40,11 +40,6 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 log = logging.getLogger(__name__)
 
 
-def _classpath(obj: object) -> str:
-    """The importable path of obj's class: right for `starters.` and `solutions.` alike."""
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write `obj` as JSON so that a reader (or a restart after a crash) sees the old file or the new one."""
     target = Path(path)
@@ -64,6 +59,14 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 # ---- Task 1: the object-store watcher -------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredObject:
+    """
+    One object under a watched prefix.
+
+    :param key: The object's full URL.
+    :param size: Its size in bytes.
+    :param modified: Its modification time, in seconds since the epoch.
+    """
+
     key: str  # the object's full URL, e.g. file:///data/landing/sales/a.csv or s3://bucket/sales/a.csv
     size: int
     modified: float  # seconds since the epoch
@@ -79,10 +82,13 @@ class StoredObject:
 
 
 class SeenObjects:
-    """What a watcher has already reported, as `{key: version}` in a JSON file that outlives the trigger.
+    """
+    What a watcher has already reported, as `{key: version}` in a JSON file that outlives the trigger.
 
-    A missing file means nothing seen yet; an unreadable one raises (re-reporting everything would break
-    the never-twice promise, so the watcher stops firing until a human looks).
+    An unreadable file raises (re-reporting everything would break the never-twice promise, so the watcher
+    stops firing until a human looks).
+
+    :param path: The JSON state file; a missing file means nothing seen yet.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -104,10 +110,16 @@ class SeenObjects:
 
 
 def list_objects(prefix: str, pattern: str) -> list[StoredObject]:
-    """Objects under `prefix` whose name matches `pattern`, sorted by key. Blocking: call it in a thread.
+    """
+    List the objects under a prefix whose name matches a glob pattern, sorted by key.
+
+    Blocking: call it in a thread from async code.
 
     Names starting with a dot are skipped: that is where atomic writers keep their unfinished temp files.
     A prefix that does not exist yet lists as empty (the upstream system has not written anything).
+
+    :param prefix: The `ObjectStoragePath` URL to list (`file://`, `s3://`, ...).
+    :param pattern: Glob pattern an object's name must match.
     """
     root = ObjectStoragePath(prefix)
     if not root.exists():
@@ -124,12 +136,19 @@ def list_objects(prefix: str, pattern: str) -> list[StoredObject]:
 
 
 class NewObjectTrigger(BaseEventTrigger):
-    """Yield one event (key, size, modified) per new object under `prefix` matching the glob `pattern`.
+    """
+    Yield one event (key, size, modified) per new object under a prefix, for an `AssetWatcher`.
 
     What has been reported is kept in `state_path`, outside the trigger, so a trigger rebuilt by another
     triggerer (or after a restart) does not report it again. Each object is recorded *before* its event
     is yielded: a crash in between loses at most that one event (the daily catch-up run covers it), where
     recording after the yield would fire it twice.
+
+    :param prefix: The `ObjectStoragePath` URL to watch (`file://`, `s3://`, ...).
+    :param state_path: Absolute path of the JSON file that records what was reported (the triggerer has its
+        own working directory); it outlives the trigger.
+    :param pattern: Glob pattern an object's name must match.
+    :param poll_interval: Seconds between two listings that found nothing new.
     """
 
     def __init__(self, prefix: str, state_path: str, pattern: str = "*", poll_interval: float = 60.0) -> None:
@@ -144,8 +163,12 @@ class NewObjectTrigger(BaseEventTrigger):
         self.poll_interval = float(poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return _classpath(self), {"prefix": self.prefix, "state_path": self.state_path,
-                                  "pattern": self.pattern, "poll_interval": self.poll_interval}
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "prefix": self.prefix,
+            "state_path": self.state_path,
+            "pattern": self.pattern,
+            "poll_interval": self.poll_interval,
+        }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         state = SeenObjects(self.state_path)
@@ -196,6 +219,16 @@ class UnknownFormat(ValueError):
 
 @dataclass(frozen=True)
 class WebhookEvent:
+    """
+    One notification a sender signed, in words common to both formats.
+
+    :param event_id: What makes a delivery a replay: the sender's own id, else the SHA-256 of the body.
+    :param source: `minio` for a MinIO notification, else the generic webhook's `source`.
+    :param event: The event's name (`EventName`, or the generic `event`).
+    :param bucket: The bucket, when the notification names one.
+    :param key: The object's name inside its bucket, when the notification names one.
+    """
+
     event_id: str  # what makes a delivery a replay
     source: str
     event: str
@@ -231,17 +264,35 @@ def parse_notification(payload: Any, body: bytes) -> WebhookEvent:
 
 
 class AirflowDeliveryError(Exception):
+    """
+    One attempt to deliver an event to Airflow failed.
+
+    :param message: What failed: the call, and Airflow's answer or the transport error.
+    :param retryable: Whether the same call may succeed later (a connection error, a 5xx, 408 or 429).
+    """
+
     def __init__(self, message: str, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
 
 
 class WebhookReceiver:
-    """Verify, parse, deduplicate and queue notifications; a background task delivers them to Airflow.
+    """
+    Verify, parse, deduplicate and queue signed notifications; a background task delivers them to Airflow.
 
     Exactly one of `asset_uri` (an asset event, `POST /api/v2/assets/events`) and `dag_id` (a DAG run)
-    is the target. Accepted events answer 202 at once and are delivered with retries (`retry_delays`,
-    seconds); a replay of an event already accepted answers 200 and is not delivered again.
+    is the target. Accepted events answer 202 at once and are delivered with retries; a replay of an event
+    already accepted answers 200 and is not delivered again.
+
+    :param secret: The secret senders sign bodies with (HMAC-SHA256); required, never logged.
+    :param airflow_url: The Airflow API server's base URL.
+    :param airflow_token: The bearer token for Airflow's REST API; never logged.
+    :param asset_uri: The asset whose events notifications become.
+    :param dag_id: The DAG whose runs notifications start, instead of an asset's events.
+    :param path: The URL path served (`POST`).
+    :param max_body_bytes: Larger bodies are refused with 413.
+    :param retry_delays: Seconds to wait before each retry of a delivery that may succeed later.
+    :param remember: How many of the latest accepted event ids are kept to recognise a replay.
     """
 
     def __init__(self, *, secret: str, airflow_url: str, airflow_token: str, asset_uri: str | None = None,
@@ -384,7 +435,12 @@ class WebhookReceiver:
 # ---- Task 3: poll-and-fire triggers with deduplication and an audit trail -------------------------------
 @dataclass(frozen=True)
 class PollResult:
-    """What one poll decided: skip, or fire with an optional context (the seed's TriggerResult)."""
+    """
+    What one poll decided: skip, or fire with an optional context (the seed's TriggerResult).
+
+    :param fire: Whether the condition fired.
+    :param context: What the fire is about; deduplication compares contexts by their hash.
+    """
 
     fire: bool
     context: dict[str, Any] | None = None
@@ -405,10 +461,14 @@ def context_hash(context: dict[str, Any] | None) -> str:
 
 
 class ActivationAudit:
-    """The seed's `trigger_executions` table in SQLite: one row per activation, completed by the DAG run.
+    """
+    The seed's `trigger_executions` table in SQLite: one row per activation, completed by the DAG run.
 
     A row without `completed_at` is an execution still in progress, unless it is older than
     `stale_after` seconds (a run that died without completing must not block its context forever).
+
+    :param db_path: The SQLite database file; it and its folder are created when missing.
+    :param stale_after: Seconds after which an activation never completed stops blocking its context.
     """
 
     SCHEMA = """CREATE TABLE IF NOT EXISTS trigger_executions (
@@ -476,9 +536,20 @@ class ActivationAudit:
 
 
 class ConditionTrigger(BaseEventTrigger):
-    """Poll `poll()` every `poll_interval` seconds, each poll bounded by `poll_timeout`; on a fire, audit
-    the activation and yield `{trigger, context, context_hash, activation_id}`. Errors and timeouts are
-    logged and polling goes on. Subclasses implement `poll()` and add their own arguments."""
+    """
+    Poll a condition forever; on a fire, audit the activation and yield an event for it.
+
+    Each poll is bounded by `poll_timeout`; errors and timeouts are logged and polling goes on. The event is
+    `{trigger, context, context_hash, activation_id}`; with `allow_concurrent=False` a fire whose context
+    has an activation still in progress is suppressed. Subclasses implement `poll()` and add their own
+    arguments (`condition_kwargs()`).
+
+    :param name: The trigger's name, in the audit table and its events.
+    :param audit_db: Path of the SQLite audit database (`ActivationAudit`).
+    :param poll_interval: Seconds between two polls.
+    :param poll_timeout: Seconds one poll may take before it counts as a skip.
+    :param allow_concurrent: Fire again for a context whose activation is still in progress.
+    """
 
     def __init__(self, name: str, audit_db: str, poll_interval: float = 2.0, poll_timeout: float = 10.0,
                  allow_concurrent: bool = False) -> None:
@@ -492,9 +563,14 @@ class ConditionTrigger(BaseEventTrigger):
         self.allow_concurrent = bool(allow_concurrent)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return _classpath(self), {"name": self.name, "audit_db": self.audit_db, "poll_interval": self.poll_interval,
-                                  "poll_timeout": self.poll_timeout, "allow_concurrent": self.allow_concurrent,
-                                  **self.condition_kwargs()}
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "name": self.name,
+            "audit_db": self.audit_db,
+            "poll_interval": self.poll_interval,
+            "poll_timeout": self.poll_timeout,
+            "allow_concurrent": self.allow_concurrent,
+            **self.condition_kwargs(),
+        }
 
     def condition_kwargs(self) -> dict[str, Any]:
         """The subclass's own constructor arguments."""
@@ -529,7 +605,14 @@ class ConditionTrigger(BaseEventTrigger):
 
 
 class InboxFileTrigger(ConditionTrigger):
-    """Fire with `{"filename": ...}` for the oldest-named file in `inbox` (the DAG moves it away when done)."""
+    """
+    Fire with `{"inbox", "filename"}` for the first file, by name, in a folder; the DAG moves it away.
+
+    Hidden files (an upload in progress) and directories do not count.
+
+    :param inbox: The folder to watch; a missing one is empty.
+    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
+    """
 
     def __init__(self, inbox: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -558,7 +641,13 @@ async def _get_json(url: str) -> tuple[int, Any]:
 
 
 class QueueDepthTrigger(ConditionTrigger):
-    """Fire with `{"queue", "depth"}` while the queue at `queue_url` holds more than `threshold` messages."""
+    """
+    Fire with `{"queue", "depth"}` while the queue at `queue_url` holds more than `threshold` messages.
+
+    :param queue_url: The queue's URL; it answers `{"name", "depth"}`, and any other answer is a poll error.
+    :param threshold: Fire while the depth is above this.
+    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
+    """
 
     def __init__(self, queue_url: str, threshold: int = 10, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -578,8 +667,14 @@ class QueueDepthTrigger(ConditionTrigger):
 
 
 class ServiceHealthTrigger(ConditionTrigger):
-    """Fire with `{"service"}` once `health_url` failed `failures_required` checks in a row (an error, a
-    timeout or a non-2xx answer is a failure; one success resets the count)."""
+    """
+    Fire with `{"service": health_url}` once `health_url` failed `failures_required` checks in a row.
+
+    :param health_url: The health endpoint; an error, a timeout or an answer other than 2xx is a failed
+        check, and a success resets the count.
+    :param failures_required: How many failed checks in a row fire; at least 1.
+    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
+    """
 
     def __init__(self, health_url: str, failures_required: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -620,7 +715,15 @@ CRON_PRESETS: dict[str, str] = {
 
 
 def cron_schedule(cron: str, timezone_name: str = "UTC") -> CronTriggerTimetable:
-    """A preset name or a cron expression, in an IANA time zone, as a timetable (runs at the cron times)."""
+    """
+    Turn a preset name or a cron expression, in an IANA time zone, into a timetable (runs at the cron times).
+
+    An unknown preset, a bad cron or an unknown zone is a ValueError naming it.
+
+    :param cron: A preset name (`hourly`, `daily`, `daily_6am`, `weekly`, `monthly`, `every_15min`,
+        `every_30min`) or a 5-field cron expression.
+    :param timezone_name: The IANA time zone the cron times are in.
+    """
     expression = CRON_PRESETS.get(cron, cron)
     if len(expression.split()) != 5:
         raise ValueError(f"{cron!r} is neither a preset ({', '.join(CRON_PRESETS)}) nor a 5-field cron")
@@ -638,6 +741,13 @@ def cron_schedule(cron: str, timezone_name: str = "UTC") -> CronTriggerTimetable
 
 @dataclass(frozen=True)
 class FreshnessPolicy:
+    """
+    A freshness SLA: how old data may get.
+
+    :param warn_after: Data older than this is late (a warning); positive.
+    :param error_after: Data older than this is too old (an error); at least `warn_after`.
+    """
+
     warn_after: timedelta
     error_after: timedelta
 
@@ -657,7 +767,14 @@ FRESHNESS_TABLE: tuple[tuple[timedelta, str], ...] = (
 
 
 def freshness_schedule(policy: FreshnessPolicy, timezone_name: str = "UTC") -> CronTriggerTimetable:
-    """Runs often enough that data never gets older than warn_after between two successful runs."""
+    """
+    A timetable that runs often enough for data never to get older than `warn_after` between two runs.
+
+    A `warn_after` under 30 minutes is a ValueError: that wants an event trigger, not a schedule.
+
+    :param policy: The SLA; its `warn_after` picks the schedule.
+    :param timezone_name: The IANA time zone of the schedule.
+    """
     for threshold, expression in FRESHNESS_TABLE:
         if policy.warn_after >= threshold:
             return cron_schedule(expression, timezone_name)
@@ -669,7 +786,15 @@ FreshnessState = Literal["fresh", "warn", "error"]
 
 
 def check_freshness(last_updated: datetime, now: datetime, policy: FreshnessPolicy) -> tuple[FreshnessState, timedelta]:
-    """`("fresh" | "warn" | "error", age)`: warn when older than warn_after, error when older than error_after."""
+    """
+    Judge data's age by a freshness SLA: `("fresh" | "warn" | "error", age)`.
+
+    Strictly older than `warn_after` warns, strictly older than `error_after` is an error.
+
+    :param last_updated: When the data was last updated (time-zone aware).
+    :param now: The time to measure the age at (time-zone aware).
+    :param policy: The SLA to judge the age by.
+    """
     if last_updated.tzinfo is None or now.tzinfo is None:
         raise ValueError("check_freshness needs time-zone-aware datetimes (a naive one is ambiguous)")
     age = now - last_updated
