@@ -36,24 +36,17 @@ def default_state_dir() -> Path:
 
 # ---- Task 1 ------------------------------------------------------------------------------------------
 class OrderStatusSensor(BaseSensorOperator):
-    """
-    Wait until an order reaches `expected_status`; return the order record (XCom).
+    """Wait until order `order_id` has `expected_status`; return the order record as XCom.
+
+    `db_path` is a folder holding `orders.json`, a `.json` file (a list of orders or
+    `{"orders": [...]}`), or a SQLite file (`.sqlite`/`.db`, table `orders`; open it read-only with
+    `sqlite_lock_timeout` as the busy timeout).
 
     - done: `PokeReturnValue(is_done=True, xcom_value=<the order dict>)`;
-    - open a SQLite database read-only, with `sqlite_lock_timeout` as the busy timeout;
     - a missing, half-written, corrupt, unreadable or locked database: log a warning, return False;
     - an order that is not there: log a warning naming it, return False;
     - an order in one of `terminal_statuses` that is not `expected_status`: raise AirflowFailException;
     - every poke that read the order logs its id, the status seen and `attempt N`.
-
-    :param order_id: The order to wait for (templated).
-    :param expected_status: The status that ends the wait (templated).
-    :param db_path: The order database (templated): a folder holding `orders.json`, a `.json` file (a list of
-        orders or `{"orders": [...]}`), or a SQLite file (`.sqlite`/`.db`, table `orders`).
-    :param terminal_statuses: Statuses an order never leaves: reaching one that is not `expected_status`
-        fails the task at once; `()` turns this off.
-    :param sqlite_lock_timeout: Seconds to wait for a writer's lock on a SQLite database before looking
-        again at the next poke.
     """
 
     template_fields = ("order_id", "expected_status", "db_path")
@@ -82,10 +75,8 @@ class OrderStatusSensor(BaseSensorOperator):
 
 # ---- Task 2 ------------------------------------------------------------------------------------------
 class APIHealthSensor(BaseSensorOperator):
-    """
-    Wait until an HTTP endpoint answers the expected status with a JSON body containing the expected keys.
-
-    The body is a JSON object containing `expected_response` (extra keys such as `timestamp` are fine).
+    """Wait until `endpoint_url` answers `expected_status` with a JSON object containing `expected_response`
+    (extra keys such as `timestamp` are fine).
 
     - auth: `headers`, `bearer_token`, `basic_auth=(user, password)` or `conn_id` (an Airflow Connection:
       login + password means basic auth, a password alone is a bearer token); at most one of the last three;
@@ -94,21 +85,6 @@ class APIHealthSensor(BaseSensorOperator):
     - `request_timeout` bounds each request; a timeout, a 5xx, 408 or 429 means "not yet" (False);
     - 401/403/404, other 4xx, a malformed `endpoint_url` or an unknown `conn_id`: AirflowFailException;
     - log the status, the latency in ms and the body; never a credential.
-
-    :param endpoint_url: The http(s) URL to GET (templated).
-    :param expected_status: The HTTP status of a healthy answer.
-    :param expected_response: Keys and values the JSON body must contain, nested dicts compared key by key
-        (templated); None accepts any JSON body.
-    :param headers: HTTP headers sent with every request (templated); secret ones are redacted in the log.
-    :param request_timeout: Seconds one request may take; a slower answer means "not yet".
-    :param bearer_token: A token sent as `Authorization: Bearer <token>`.
-    :param basic_auth: `(user, password)` for HTTP basic auth.
-    :param conn_id: An Airflow Connection holding the credentials (templated): login and password are basic
-        auth, a password alone is a bearer token. Give at most one of `bearer_token`, `basic_auth` and
-        `conn_id`.
-    :param connect_retries: How many more times a refused or reset connection is tried within one poke.
-    :param retry_backoff: Seconds before the first of those retries, doubled before each next one.
-    :param max_retry_backoff: The longest wait between two retries, in seconds.
     """
 
     template_fields = ("endpoint_url", "expected_response", "headers", "conn_id")
@@ -149,8 +125,7 @@ class APIHealthSensor(BaseSensorOperator):
 
 # ---- Task 3 ------------------------------------------------------------------------------------------
 class MultiSourceReadinessSensor(BaseSensorOperator):
-    """
-    Wait for several readiness conditions: all of them (`require_all=True`) or any one.
+    """Wait for all (`require_all=True`) or any of `conditions`, zero-argument callables by name.
 
     - each poke checks every condition still in play and logs one line per condition with its status:
       "ready", "waiting", "error" (it raised: not ready, warning logged, `last_error` kept) or "timed_out";
@@ -158,12 +133,6 @@ class MultiSourceReadinessSensor(BaseSensorOperator):
       sensor naming it; in any-mode it is dropped (never checked again) and the sensor fails once every
       condition is out (raise AirflowSensorTimeout);
     - done: `PokeReturnValue(True, <condition_status>)`.
-
-    :param conditions: Zero-argument callables returning bool, by name; at least one.
-    :param require_all: Done when every condition is ready (True), or when one is (False).
-    :param condition_timeouts: Seconds from the first poke after which a condition that is not ready times
-        out, by name (each a name of `conditions`): in all-mode it fails the sensor, in any-mode it is
-        dropped.
     """
 
     def __init__(
@@ -199,42 +168,25 @@ def _not_started(*todo_args: object) -> Condition:
 
 def behavior_logs_fresh(folder: str | os.PathLike[str], max_age_minutes: float = 60,
                         pattern: str = "*.log") -> Condition:
-    """
-    A condition: `folder` holds a file matching `pattern` modified in the last `max_age_minutes`.
-
-    :param folder: The folder the logs land in; a missing folder is not ready.
-    :param max_age_minutes: How recent the newest matching file must be.
-    :param pattern: Glob pattern of the log files' names.
-    """
+    """A condition: `folder` holds a file matching `pattern` modified in the last `max_age_minutes`
+    (False while the folder does not exist)."""
     return _not_started("4", 3, "implement behavior_logs_fresh", "ex04_custom_sensors.md#task-3")
 
 
 def catalog_version_above(url: str, min_version: int = 100, timeout: float = 10.0) -> Condition:
-    """
-    A condition: the catalog API at `url` reports a version above `min_version` (errors raise).
-
-    :param url: The catalog API; it answers `{"version": N}`.
-    :param min_version: The version the catalog must be above.
-    :param timeout: Seconds the request may take.
-    """
+    """A condition: `GET url` answers `{"version": N}` with N > `min_version` (errors raise)."""
     return _not_started("4", 3, "implement catalog_version_above", "ex04_custom_sensors.md#task-3")
 
 
 def inventory_snapshot_today(path: str | os.PathLike[str],
                              today: Callable[[], date] | None = None) -> Condition:
-    """
-    A condition: the JSON snapshot at `path` has `"date"` equal to today.
-
-    :param path: The JSON snapshot file; a missing file is not ready.
-    :param today: Returns today's date; default the current UTC date.
-    """
+    """A condition: the JSON file at `path` has `"date"` equal to today (UTC unless `today` says)."""
     return _not_started("4", 3, "implement inventory_snapshot_today", "ex04_custom_sensors.md#task-3")
 
 
 # ---- Task 4 ------------------------------------------------------------------------------------------
 class AdaptiveFileSensor(BaseSensorOperator):
-    """
-    Wait for a file, polling more or less often depending on how this file's arrivals went before.
+    """Wait for `filepath`, adapting the poll interval to how this file's arrivals went before.
 
     - every poke records (success, duration) in a JSON history file (`history_path`, default
       `default_state_dir() / "adaptive_history.json"`) keyed by the watched path, kept to the last
@@ -244,16 +196,6 @@ class AdaptiveFileSensor(BaseSensorOperator):
     - a manual override (`override_interval`, or the run conf key `poll_interval_override`) wins;
     - the interval computed is the one Airflow waits, in poke and reschedule mode;
     - done: `PokeReturnValue(True, metrics())`.
-
-    :param filepath: The file to wait for; its history is kept under this path.
-    :param initial_interval: Seconds between pokes before there is any history; the default `poke_interval`.
-    :param min_interval: The shortest interval the rule may set, in seconds; positive.
-    :param max_interval: The longest interval the rule may set, in seconds; at least `min_interval`.
-    :param history_size: How many of the latest attempts the rule looks at and the history keeps; at least 1.
-    :param history_path: The JSON history file, shared by every sensor and keyed by `filepath`; default
-        `$AIRFLOW_HOME/sensor_state/adaptive_history.json`.
-    :param override_interval: Seconds that win over the adaptive interval, as does the run conf key
-        `poll_interval_override`; only a positive number overrides.
     """
 
     OVERRIDE_CONF_KEY = "poll_interval_override"
@@ -304,8 +246,7 @@ class AdaptiveFileSensor(BaseSensorOperator):
 
 # ---- Task 5 ------------------------------------------------------------------------------------------
 class CircuitBreakerSensor(BaseSensorOperator):
-    """
-    Poke `check_condition()` behind a circuit breaker whose state survives reschedule mode.
+    """Poke `check_condition()` behind a circuit breaker whose state survives reschedule mode.
 
     - closed: run the check; an error is logged and counted (the poke returns False); an answer resets
       the count; `failure_threshold` consecutive errors open the circuit;
@@ -313,14 +254,6 @@ class CircuitBreakerSensor(BaseSensorOperator):
     - half-open: one trial check; an answer closes the circuit, an error opens it again at once;
     - the state lives in a JSON file under `state_dir` (default `default_state_dir() / "circuit_breakers"`),
       one per dag, task, run and map index, written atomically; never on `self` alone.
-
-    :param failure_threshold: How many check errors in a row open the circuit; at least 1.
-    :param recovery_timeout: Seconds the circuit stays open before one trial check; not negative.
-    :param condition: The check, a zero-argument callable (a true answer ends the wait); or override
-        `check_condition()` in a subclass.
-    :param state_dir: The folder of the breaker's state files; default
-        `$AIRFLOW_HOME/sensor_state/circuit_breakers`.
-    :param clock: Returns the time, in seconds, that `recovery_timeout` is measured on.
     """
 
     def __init__(

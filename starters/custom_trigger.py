@@ -23,8 +23,8 @@ from starters._todo import todo
 
 # ---- Task 1: the HTTP polling trigger ------------------------------------------------------------------
 class HttpPollingTrigger(BaseTrigger):
-    """
-    Poll an HTTP endpoint until a field of its JSON answer has the expected value.
+    """Poll `endpoint` every `poll_interval` s until the JSON field `response_check` (a dotted path such
+    as `status` or `data.state`) equals `expected_value`, for at most `timeout` s.
 
     `run()` yields exactly ONE `TriggerEvent` and returns. Its payload's `status` is one of:
 
@@ -34,14 +34,6 @@ class HttpPollingTrigger(BaseTrigger):
       `response_check` that is not a valid dotted path.
 
     Connection errors, 5xx and malformed JSON are logged (`self.log`) and polled again.
-
-    :param endpoint: The URL to poll with GET; a password in it is masked in events and logs.
-    :param headers: HTTP headers sent with every request; never logged (they may carry a token).
-    :param response_check: Dotted path of the JSON field to compare, such as `status` or `data.state`;
-        a digit segment indexes a list.
-    :param expected_value: The value the field must have; JSON `true` matches `"true"` and `3` matches `"3"`.
-    :param poll_interval: Seconds between two polls.
-    :param timeout: Seconds to wait, measured on a monotonic clock, before the `timeout` event.
     """
 
     def __init__(
@@ -88,21 +80,11 @@ class HttpPollingTrigger(BaseTrigger):
 
 # ---- Task 2: the deferrable operator --------------------------------------------------------------------
 class HttpPollingOperator(BaseOperator):
-    """
-    Wait until an HTTP endpoint reports the expected value; return the trigger's success payload (XCom).
+    """Wait until `endpoint` reports `response_check == expected_value`; return the success payload.
 
     `deferrable=True` (the default): check once in the worker, return at once if ready, otherwise
     `self.defer(...)` to `HttpPollingTrigger` with a `timeout=`. `deferrable=False`: wait in the worker
     with the same semantics.
-
-    :param endpoint: The URL to poll with GET (templated).
-    :param headers: HTTP headers sent with every request.
-    :param response_check: Dotted path of the JSON field to compare, such as `status` or `data.state`.
-    :param expected_value: The value the field must have (templated).
-    :param poll_interval: Seconds between two polls.
-    :param timeout: Seconds to wait before failing with `AirflowSensorTimeout`. The deferral's own timeout
-        is a little longer, so that the trigger reports its timeout (with the last status seen) first.
-    :param deferrable: Wait in the triggerer (the default) rather than in a worker slot.
     """
 
     template_fields = ("endpoint", "expected_value")
@@ -141,18 +123,9 @@ class HttpPollingOperator(BaseOperator):
 
 # ---- Task 3: the file pattern trigger and its deferrable sensor ----------------------------------------
 class FilePatternTrigger(BaseTrigger):
-    """
-    Fire once at least `min_files` regular files match a glob pattern.
-
-    The event's payload: `{"status": "success", "files": [sorted paths], ...}`, or `"timeout"` after
-    `timeout` seconds.
-
-    :param pattern: Absolute glob pattern (`**` recurses); a relative one is a ValueError, since the
-        triggerer runs in another process with another working directory.
-    :param min_files: How many matching files end the wait.
-    :param poll_interval: Seconds between two globs.
-    :param timeout: Seconds to wait before the `timeout` event; None waits forever.
-    """
+    """Fire once at least `min_files` regular files match the absolute glob `pattern`. The event's payload:
+    `{"status": "success", "files": [sorted paths], ...}`, or `"timeout"` after `timeout` seconds (None
+    waits forever)."""
 
     def __init__(
         self,
@@ -179,16 +152,11 @@ class FilePatternTrigger(BaseTrigger):
 
 
 class FilePatternSensor(BaseSensorOperator):
-    """
-    Wait until at least `min_files` files match a glob pattern; return their sorted paths (XCom).
+    """Wait until at least `min_files` files match `pattern`; return their sorted paths (XCom).
 
     Deferrable by default: check once with `poke()`, then defer to `FilePatternTrigger` (its poll interval
     is `poke_interval`, and the sensor's `timeout` must bound the deferral). `deferrable=False` is a
     classic poke-mode sensor.
-
-    :param pattern: Absolute glob pattern of the files to wait for (templated).
-    :param min_files: How many matching files end the wait.
-    :param deferrable: Wait in the triggerer (the default) rather than in a worker slot.
     """
 
     template_fields = ("pattern",)

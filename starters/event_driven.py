@@ -43,14 +43,6 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 # ---- Task 1: the object-store watcher -------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredObject:
-    """
-    One object under a watched prefix.
-
-    :param key: The object's full URL.
-    :param size: Its size in bytes.
-    :param modified: Its modification time, in seconds since the epoch.
-    """
-
     key: str  # the object's full URL, e.g. file:///data/landing/sales/a.csv or s3://bucket/sales/a.csv
     size: int
     modified: float  # seconds since the epoch
@@ -66,11 +58,7 @@ class StoredObject:
 
 
 class SeenObjects:
-    """
-    What a watcher has already reported, as `{key: version}` in a JSON file that outlives the trigger.
-
-    :param path: The JSON state file; a missing file means nothing seen yet.
-    """
+    """What a watcher has already reported, as `{key: version}` in a JSON file that outlives the trigger."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
@@ -85,30 +73,16 @@ class SeenObjects:
 
 
 def list_objects(prefix: str, pattern: str) -> list[StoredObject]:
-    """
-    TODO: the objects under `prefix` (an `ObjectStoragePath` URL) whose name matches `pattern`, sorted by
+    """TODO: the objects under `prefix` (an `ObjectStoragePath` URL) whose name matches `pattern`, sorted by
     key, without dot-files (unfinished uploads) or directories; a missing prefix lists as empty.
-    Blocking: call it in a thread from async code.
-
-    :param prefix: The `ObjectStoragePath` URL to list (`file://`, `s3://`, ...).
-    :param pattern: Glob pattern an object's name must match.
-    """
+    Blocking: call it in a thread from async code."""
     raise todo("11.5", 1, "implement list_objects", "ex11_5_event_driven.md#task-1")
 
 
 class NewObjectTrigger(BaseEventTrigger):
-    """
-    Yield one event (key, size, modified) per new object under a prefix, for an `AssetWatcher`.
-
-    Each event is `StoredObject.as_event()`; the watch goes on forever. Never the same object (key and
-    version) twice, also after the trigger is rebuilt: what was reported lives in `state_path`.
-
-    :param prefix: The `ObjectStoragePath` URL to watch (`file://`, `s3://`, ...).
-    :param state_path: Absolute path of the JSON file that records what was reported (the triggerer has its
-        own working directory); it outlives the trigger.
-    :param pattern: Glob pattern an object's name must match.
-    :param poll_interval: Seconds between two listings that found nothing new.
-    """
+    """Yield one event (`StoredObject.as_event()`: key, size, modified) per new object under `prefix`
+    matching `pattern`, forever; never the same object (key and version) twice, also after the trigger is
+    rebuilt: what was reported lives in `state_path`."""
 
     def __init__(self, prefix: str, state_path: str, pattern: str = "*", poll_interval: float = 60.0) -> None:
         super().__init__()
@@ -148,16 +122,6 @@ class UnknownFormat(ValueError):
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """
-    One notification a sender signed, in words common to both formats.
-
-    :param event_id: What makes a delivery a replay: the sender's own id, else the SHA-256 of the body.
-    :param source: `minio` for a MinIO notification, else the generic webhook's `source`.
-    :param event: The event's name (`EventName`, or the generic `event`).
-    :param bucket: The bucket, when the notification names one.
-    :param key: The object's name inside its bucket, when the notification names one.
-    """
-
     event_id: str  # what makes a delivery a replay
     source: str
     event: str
@@ -177,36 +141,18 @@ def parse_notification(payload: Any, body: bytes) -> WebhookEvent:
 
 
 class AirflowDeliveryError(Exception):
-    """
-    One attempt to deliver an event to Airflow failed.
-
-    :param message: What failed: the call, and Airflow's answer or the transport error.
-    :param retryable: Whether the same call may succeed later (a connection error, a 5xx, 408 or 429).
-    """
-
     def __init__(self, message: str, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
 
 
 class WebhookReceiver:
-    """
-    Verify, parse, deduplicate and queue signed notifications; a background task delivers them to Airflow.
+    """Verify, parse, deduplicate and queue notifications; a background task delivers them to Airflow.
 
     Exactly one of `asset_uri` (an asset event, `POST /api/v2/assets/events`) and `dag_id` (a DAG run)
     is the target. Answers: 401 unsigned or badly signed, 400 not JSON, 422 unknown format, 413 over
     `max_body_bytes`, 202 accepted, 200 for a replay of an accepted event (never delivered twice).
     Deliveries retry after each of `retry_delays` (seconds); the outcome of each event is logged.
-
-    :param secret: The secret senders sign bodies with (HMAC-SHA256); required, never logged.
-    :param airflow_url: The Airflow API server's base URL.
-    :param airflow_token: The bearer token for Airflow's REST API; never logged.
-    :param asset_uri: The asset whose events notifications become.
-    :param dag_id: The DAG whose runs notifications start, instead of an asset's events.
-    :param path: The URL path served (`POST`).
-    :param max_body_bytes: Larger bodies are refused with 413.
-    :param retry_delays: Seconds to wait before each retry of a delivery that may succeed later.
-    :param remember: How many of the latest accepted event ids are kept to recognise a replay.
     """
 
     def __init__(self, *, secret: str, airflow_url: str, airflow_token: str, asset_uri: str | None = None,
@@ -246,12 +192,7 @@ class WebhookReceiver:
 # ---- Task 3: poll-and-fire triggers with deduplication and an audit trail -------------------------------
 @dataclass(frozen=True)
 class PollResult:
-    """
-    What one poll decided: skip, or fire with an optional context (the seed's TriggerResult).
-
-    :param fire: Whether the condition fired.
-    :param context: What the fire is about; deduplication compares contexts by their hash.
-    """
+    """What one poll decided: skip, or fire with an optional context (the seed's TriggerResult)."""
 
     fire: bool
     context: dict[str, Any] | None = None
@@ -271,14 +212,8 @@ def context_hash(context: dict[str, Any] | None) -> str:
 
 
 class ActivationAudit:
-    """
-    The seed's `trigger_executions` table in SQLite: one row per activation, completed by the DAG run.
-
-    Its columns: id, trigger_name, context_hash, context, run_id, started_at, completed_at, outcome.
-
-    :param db_path: The SQLite database file; it and its folder are created when missing.
-    :param stale_after: Seconds after which an activation never completed stops blocking its context.
-    """
+    """The seed's `trigger_executions` table in SQLite (id, trigger_name, context_hash, context, run_id,
+    started_at, completed_at, outcome): one row per activation, completed by the DAG run."""
 
     def __init__(self, db_path: str | os.PathLike[str], stale_after: float = 6 * 3600) -> None:
         self.db_path = str(db_path)
@@ -304,19 +239,9 @@ class ActivationAudit:
 
 
 class ConditionTrigger(BaseEventTrigger):
-    """
-    Poll a condition forever; on a fire, audit the activation and yield an event for it.
-
-    `poll()` runs every `poll_interval` s, each poll bounded by `poll_timeout`; on a fire, audit the
+    """Poll `poll()` every `poll_interval` s, each poll bounded by `poll_timeout`; on a fire, audit the
     activation and yield `{trigger, context, context_hash, activation_id}`. Errors and timeouts are logged
-    and polling goes on. Subclasses implement `poll()` and `condition_kwargs()`.
-
-    :param name: The trigger's name, in the audit table and its events.
-    :param audit_db: Path of the SQLite audit database (`ActivationAudit`).
-    :param poll_interval: Seconds between two polls.
-    :param poll_timeout: Seconds one poll may take before it counts as a skip.
-    :param allow_concurrent: Fire again for a context whose activation is still in progress.
-    """
+    and polling goes on. Subclasses implement `poll()` and `condition_kwargs()`."""
 
     def __init__(self, name: str, audit_db: str, poll_interval: float = 2.0, poll_timeout: float = 10.0,
                  allow_concurrent: bool = False) -> None:
@@ -345,14 +270,7 @@ class ConditionTrigger(BaseEventTrigger):
 
 
 class InboxFileTrigger(ConditionTrigger):
-    """
-    Fire with `{"inbox", "filename"}` for the first file, by name, in a folder; the DAG moves it away.
-
-    Only regular, non-hidden files count.
-
-    :param inbox: The folder to watch; a missing one is empty.
-    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
-    """
+    """Fire with `{"inbox", "filename"}` for the first (by name) regular, non-hidden file in `inbox`."""
 
     def __init__(self, inbox: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -367,13 +285,7 @@ class InboxFileTrigger(ConditionTrigger):
 
 
 class QueueDepthTrigger(ConditionTrigger):
-    """
-    Fire with `{"queue", "depth"}` while the queue at `queue_url` holds more than `threshold` messages.
-
-    :param queue_url: The queue's URL; it answers `{"name", "depth"}`, and any other answer is a poll error.
-    :param threshold: Fire while the depth is above this.
-    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
-    """
+    """Fire with `{"queue", "depth"}` while the queue at `queue_url` holds more than `threshold` messages."""
 
     def __init__(self, queue_url: str, threshold: int = 10, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -389,14 +301,7 @@ class QueueDepthTrigger(ConditionTrigger):
 
 
 class ServiceHealthTrigger(ConditionTrigger):
-    """
-    Fire with `{"service": health_url}` once `health_url` failed `failures_required` checks in a row.
-
-    :param health_url: The health endpoint; an error, a timeout or an answer other than 2xx is a failed
-        check, and a success resets the count.
-    :param failures_required: How many failed checks in a row fire; at least 1.
-    :param kwargs: `ConditionTrigger`'s arguments: `name`, `audit_db`, `poll_interval`, ...
-    """
+    """Fire with `{"service": health_url}` once `health_url` failed `failures_required` checks in a row."""
 
     def __init__(self, health_url: str, failures_required: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -425,26 +330,13 @@ CRON_PRESETS: dict[str, str] = {
 
 
 def cron_schedule(cron: str, timezone_name: str = "UTC") -> CronTriggerTimetable:
-    """
-    TODO: a preset or a 5-field cron, in an IANA time zone, as a CronTriggerTimetable; ValueError for an
-    unknown preset, a bad cron or an unknown zone.
-
-    :param cron: A preset name (`hourly`, `daily`, `daily_6am`, `weekly`, `monthly`, `every_15min`,
-        `every_30min`) or a 5-field cron expression.
-    :param timezone_name: The IANA time zone the cron times are in.
-    """
+    """TODO: a preset or a 5-field cron, in an IANA time zone, as a CronTriggerTimetable; ValueError for an
+    unknown preset, a bad cron or an unknown zone."""
     raise todo("11.5", 4, "implement cron_schedule", "ex11_5_event_driven.md#task-4")
 
 
 @dataclass(frozen=True)
 class FreshnessPolicy:
-    """
-    A freshness SLA: how old data may get.
-
-    :param warn_after: Data older than this is late (a warning); positive.
-    :param error_after: Data older than this is too old (an error); at least `warn_after`.
-    """
-
     warn_after: timedelta
     error_after: timedelta
 
@@ -454,12 +346,7 @@ class FreshnessPolicy:
 
 
 def freshness_schedule(policy: FreshnessPolicy, timezone_name: str = "UTC") -> CronTriggerTimetable:
-    """
-    TODO: the seed's table (1 h hourly, 6 h every 3 hours, 12 h twice daily, 24 h+ daily).
-
-    :param policy: The SLA; its `warn_after` picks the schedule.
-    :param timezone_name: The IANA time zone of the schedule.
-    """
+    """TODO: the seed's table (1 h hourly, 6 h every 3 hours, 12 h twice daily, 24 h+ daily)."""
     raise todo("11.5", 4, "implement freshness_schedule", "ex11_5_event_driven.md#task-4")
 
 
@@ -467,12 +354,6 @@ FreshnessState = Literal["fresh", "warn", "error"]
 
 
 def check_freshness(last_updated: datetime, now: datetime, policy: FreshnessPolicy) -> tuple[FreshnessState, timedelta]:
-    """
-    TODO: `("fresh" | "warn" | "error", age)`: warn when older than warn_after, error when older than
-    error_after; ValueError for a naive datetime.
-
-    :param last_updated: When the data was last updated (time-zone aware).
-    :param now: The time to measure the age at (time-zone aware).
-    :param policy: The SLA to judge the age by.
-    """
+    """TODO: `("fresh" | "warn" | "error", age)`: warn when older than warn_after, error when older than
+    error_after; ValueError for a naive datetime."""
     raise todo("11.5", 4, "implement check_freshness", "ex11_5_event_driven.md#task-4")

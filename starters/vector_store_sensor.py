@@ -18,7 +18,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import aiohttp
@@ -28,15 +27,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from starters._todo import todo
 
-# You will also want: asyncio, time (time.monotonic), and from airflow.sdk.exceptions AirflowException,
-# AirflowFailException, AirflowSensorTimeout.
+# You will also want: asyncio, time (time.monotonic), datetime.timedelta, and from airflow.sdk.exceptions
+# AirflowException, AirflowFailException, AirflowSensorTimeout.
 
 DEFAULT_URL = "http://127.0.0.1:8086"  # `python -m fixtures vector-store`
 EMBEDDING_DIMENSION = 384  # what the store's embedding model produces
 REQUEST_TIMEOUT = 10.0  # seconds for one HTTP call
 # The trigger reports its own, detailed timeout; Airflow's deferral timeout is only the backstop for a
 # triggerer that died, so it must not win the race against the trigger.
-DEFERRAL_GRACE = timedelta(seconds=60)
+DEFERRAL_GRACE = 60.0
 HEALTH_QUERY = "How does a sensor wait for a condition?"
 
 IndexState = Literal["indexing", "ready", "failed"]
@@ -47,7 +46,7 @@ class VectorStoreError(Exception):
 
 
 class CollectionNotFound(VectorStoreError):
-    """The store has no collection of that name (a 404): waiting will not create it."""
+    pass
 
 
 class TransientStoreError(VectorStoreError):
@@ -56,17 +55,6 @@ class TransientStoreError(VectorStoreError):
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """
-    A collection's index as every backend reports it.
-
-    :param collection: The collection's name.
-    :param state: `indexing`, `ready` or `failed`.
-    :param document_count: How many documents the collection stores.
-    :param indexed_count: How many of them the index covers so far.
-    :param dimension: The dimension of the collection's vectors.
-    :param reason: Why the build failed, in the store's words; None when the store gives none.
-    """
-
     collection: str
     state: IndexState
     document_count: int
@@ -89,14 +77,6 @@ class IndexStatus:
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """
-    One HTTP request to a vector store, as an adapter builds it.
-
-    :param method: The HTTP method.
-    :param path: The path below the store's base URL.
-    :param body: The JSON body; None sends none.
-    """
-
     method: str
     path: str
     body: Any = None
@@ -260,16 +240,6 @@ async def async_request_json(session: aiohttp.ClientSession, base_url: str, back
 
 
 def get_index_status(collection: str, *, backend: str = "qdrant", base_url: str = DEFAULT_URL) -> IndexStatus:
-    """
-    Read a collection's index status with one blocking call (worker side).
-
-    Raises `CollectionNotFound` for a missing collection, `TransientStoreError` when the store is unreachable
-    or answers 429/5xx, `VectorStoreError` for a request it refuses.
-
-    :param collection: The collection to look at.
-    :param backend: The store's API dialect, `qdrant` or `chroma`.
-    :param base_url: The store's base URL.
-    """
     adapter = get_backend(backend)
     body = request_json(base_url, adapter, collection, adapter.status_request(collection))
     return adapter.parse_status(collection, body)
@@ -277,17 +247,8 @@ def get_index_status(collection: str, *, backend: str = "qdrant", base_url: str 
 
 def ingest_documents(collection: str, documents: list[dict[str, Any]], *, backend: str = "qdrant",
                      base_url: str = DEFAULT_URL, dimension: int = EMBEDDING_DIMENSION) -> int:
-    """
-    Create the collection if needed and upsert documents into it; return how many were sent.
-
-    Indexing goes on in the store's background afterwards: `VectorStoreSensor` waits for it.
-
-    :param collection: The collection to write to; upserted into when it already exists.
-    :param documents: Dicts with an `id` and a `text`; every other key is stored as the document's payload.
-    :param backend: The store's API dialect, `qdrant` or `chroma`.
-    :param base_url: The store's base URL.
-    :param dimension: The vectors' dimension of a collection created here.
-    """
+    """Create the collection if needed and upsert `documents` (`id`, `text`, anything else is payload);
+    returns the number sent. Indexing goes on in the store's background afterwards."""
     adapter = get_backend(backend)
     try:
         request_json(base_url, adapter, collection, adapter.create_request(collection, dimension))
@@ -300,15 +261,6 @@ def ingest_documents(collection: str, documents: list[dict[str, Any]], *, backen
 
 def query_collection(collection: str, text: str, k: int = 3, *, backend: str = "qdrant",
                      base_url: str = DEFAULT_URL) -> list[dict[str, Any]]:
-    """
-    Search a collection; return the best hits as `{"id", "score", "payload"}`, best first.
-
-    :param collection: The collection to search.
-    :param text: The query text; the store embeds it.
-    :param k: How many hits at most.
-    :param backend: The store's API dialect, `qdrant` or `chroma`.
-    :param base_url: The store's base URL.
-    """
     adapter = get_backend(backend)
     return adapter.parse_query(request_json(base_url, adapter, collection, adapter.query_request(collection, text, k)))
 
@@ -320,20 +272,9 @@ def _is_complete(status: IndexStatus, expected_count: int) -> bool:
 
 # ---- Task 1: the trigger ---------------------------------------------------------------------------------
 class VectorStoreIndexTrigger(BaseTrigger):
-    """
-    Poll a vector store until a collection's index is complete, its build fails, or the time is up.
-
-    Fires once: `success` (ready with at least `expected_count` documents), `error` (the index build
+    """Fires once: `success` (ready with at least `expected_count` documents), `error` (the index build
     failed, or the collection is gone, or the store refuses the request) or `timeout` (with the last status
-    seen). Unreachable, slow or 5xx answers are polled again.
-
-    :param collection_name: The collection to wait for.
-    :param expected_count: How many documents the collection must hold once ready.
-    :param backend: The store's API dialect, `qdrant` or `chroma`; another name is a ValueError.
-    :param base_url: The store's base URL.
-    :param poll_interval: Seconds between two status requests.
-    :param timeout: Seconds to wait, measured on a monotonic clock, before the `timeout` event.
-    """
+    seen). Unreachable, slow or 5xx answers are polled again."""
 
     def __init__(
         self,
@@ -368,17 +309,8 @@ class VectorStoreIndexTrigger(BaseTrigger):
 
 # ---- Task 2: the sensor ----------------------------------------------------------------------------------
 class VectorStoreSensor(BaseSensorOperator):
-    """
-    Wait until a collection is indexed with at least `expected_count` documents; return its statistics (XCom).
-
-    `poke_interval` and `timeout` (seconds) apply to both modes.
-
-    :param collection_name: The collection to wait for (templated).
-    :param expected_count: How many documents the collection must hold once ready (templated).
-    :param backend: The store's API dialect, `qdrant` or `chroma`; another name is a ValueError.
-    :param base_url: The store's base URL (templated).
-    :param deferrable: Wait in the triggerer (the default) rather than in a worker slot.
-    """
+    """Waits until `collection_name` is indexed with at least `expected_count` documents; returns (XCom) the
+    index statistics. `poke_interval` and `timeout` (seconds) apply to both modes."""
 
     template_fields = ("collection_name", "expected_count", "base_url")
 
@@ -424,19 +356,6 @@ def validate_index_health(
     backend: str = "qdrant",
     base_url: str = DEFAULT_URL,
 ) -> dict[str, Any]:
-    """
-    Check that a collection's index is ready, complete and answers queries; return its statistics.
-
-    Every problem found is reported at once, in one `AirflowFailException`; a collection that does not exist
-    fails too. A `TransientStoreError` propagates, so the task's retries cover an outage.
-
-    :param collection_name: The collection to check.
-    :param expected_count: Exactly how many documents it must hold (more are stale ones from an older run).
-    :param expected_dimension: The embedding model's dimension, which the collection's must equal.
-    :param test_query: The text of the test query (top 3), which must find something.
-    :param backend: The store's API dialect, `qdrant` or `chroma`.
-    :param base_url: The store's base URL.
-    :return: The statistics: `collection`, `document_count`, `dimensions`, `test_query_results` (how many
-        hits the test query returned) and `healthy` (True), among others.
-    """
+    """Check the index is ready, holds exactly `expected_count` documents, has the embedding model's dimension
+    and answers a test query; return its statistics. Every problem found is reported at once."""
     raise todo("11.4", 3, "implement validate_index_health", "ex11_4_vector_store_sensor.md#task-3")

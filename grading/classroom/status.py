@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from grading.classroom.grade_class import read_roster
+from grading.classroom.roster import read_roster
 from grading.core.errors import GradingError
 
 CONTEXT = "workbook/grade"

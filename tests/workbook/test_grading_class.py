@@ -17,14 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grading.classroom.grade_class import (
-    Progress,
-    RosterError,
-    batches_for,
-    parse_roster,
-    select,
-)
+from grading.classroom.progress import Progress
+from grading.classroom.roster import batches_for, parse_roster, select
 from grading.cli import main
+from grading.core.errors import RosterError
 from grading.core.rubric import load
 from tests.workbook.grading_fixtures.builder import EXPECTED, SUBMISSIONS, make_submission, make_workbook
 
@@ -162,7 +158,7 @@ def test_summary_counts_what_the_class_missed(graded_class, workbook):
 
 
 def test_to_review_lists_every_flag_and_every_row_without_a_grade(workbook):
-    from grading.classroom.grade_class import summary_markdown
+    from grading.classroom.summary import summary_markdown
 
     rubric = load(workbook)
     base = {"exercises": {}, "missed": [], "max_points": rubric.points}
@@ -406,7 +402,7 @@ def test_class_status_posts_the_score_only(tmp_path, capsys, monkeypatch):
 
 
 def test_grade_submission_gets_none_of_the_instructors_credentials(monkeypatch):
-    from grading.classroom.grade_class import GRADING_HOME, grader_env
+    from grading.classroom.class_runner import GRADING_HOME, grader_env
 
     for name in ("GH_TOKEN", "WORKBOOK_READ_TOKEN", "AWS_SECRET_ACCESS_KEY", "GIT_CONFIG_VALUE_0", "DB_PASSWORD",
                  "OPENAI_API_KEY"):
