@@ -21,9 +21,10 @@ import tomllib
 from pathlib import Path
 
 from grading.core.rubric import load
+from grading.release.policy import release_policy
 
-SKIPPED_FOLDERS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".cache", ".venv",
-                   ".venv-lab", ".git", "build", "node_modules"}
+# Besides the policy's cache names: folders of tools that are no part of either repo.
+TOOL_FOLDERS = {".git", "build", "node_modules"}
 DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 MAKE_TARGET = re.compile(r"^([A-Za-z][\w-]*):(?!=)", re.M)
 MAKE_MENTION = re.compile(r"`make ([a-z][\w-]*)")
@@ -51,16 +52,18 @@ def absent_folders(release: Path, root: Path) -> set[str]:
     if gitignore.is_file():
         ignored = {line.strip().strip("/") for line in gitignore.read_text(encoding="utf-8").splitlines()
                    if line.strip() and not line.startswith("#") and "*" not in line}
+    skipped = _skipped_folders() | ignored
     return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and p.name not in SKIPPED_FOLDERS | ignored and not p.name.endswith(".egg-info")
+            and p.name not in skipped and not p.name.endswith(".egg-info")
             and not (release / p.name).exists()}
 
 
 def instructor_only_modules(release: Path, root: Path) -> set[str]:
     """Dotted names of the instructor repo's modules and packages that the release does not ship."""
     names = set()
+    skipped = _skipped_folders()
     for folder, children, files in os.walk(root):
-        children[:] = [c for c in children if c not in SKIPPED_FOLDERS and not c.startswith(".")
+        children[:] = [c for c in children if c not in skipped and not c.startswith(".")
                        and not c.endswith(".egg-info")]
         here = Path(folder).relative_to(root)
         if here.parts and not (release / here).exists() and any(f.endswith(".py") for f in files):
@@ -214,6 +217,10 @@ def hint_problems(release: Path, root: Path) -> list[str]:
         found += [f"{path.relative_to(release).as_posix()}: has the hint of hidden criterion {criterion}"
                   for criterion, hint in hints.items() if hint in text]
     return found
+
+
+def _skipped_folders() -> set[str]:
+    return set(release_policy().cache_names) | TOOL_FOLDERS
 
 
 def _files(release: Path) -> list[Path]:

@@ -16,7 +16,11 @@ import pytest
 
 from grading.cli import main
 from grading.core.rubric import load
-from grading.release.build import build, find_leaks, public_rubric_text, solution_code
+from grading.release import policy as release_policy_module
+from grading.release.build import build
+from grading.release.leaks import find_leaks, solution_code
+from grading.release.policy import POLICY_PATH, load_policy, release_policy
+from grading.release.redaction import public_rubric_text
 from tests.harness.target import REPO_ROOT
 from tests.workbook.grading_fixtures.builder import make_workbook
 
@@ -284,3 +288,38 @@ def test_every_makefile_target_is_walked(tmp_path):
     assert broken.startswith("Makefile: `make -n broken` fails: ") and "no-such-file.txt" in broken, broken
     assert others == ["Makefile: `make gone` uses tests/gone.py, which the release does not have",
                       "Makefile: `make speed` runs benchmarks/speed.py, and the release has no benchmarks/"]
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    (lambda text: text.replace('folders = ["exercises"', 'folders = "exercises" #'),
+     "ship.folders must be a list of strings, not 'exercises'"),
+    (lambda text: text.replace('hidden = "test_hidden.py"', 'hidden = "tests/test_hidden.py"'),
+     "tests.hidden must be a single name, not the path 'tests/test_hidden.py'"),
+    (lambda text: text.replace('"LICENSE"]', '"../LICENSE"]'),
+     "ship.files[3] must be a path inside the repository, not '../LICENSE'"),
+    (lambda text: text.replace("dropped_targets =", "droped_targets ="), "makefile.dropped_targets is missing"),
+    (lambda text: text + "\n[extra]\nfolders = []\n", "extra.folders is not a key of the release policy"),
+    (lambda text: text + "\n[ship\n", "not valid TOML"),
+])
+def test_a_malformed_release_policy_is_one_line_of_error(tmp_path, monkeypatch, capsys, change, error):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(change(POLICY_PATH.read_text(encoding="utf-8")), encoding="utf-8")
+    monkeypatch.setattr(release_policy_module, "POLICY_PATH", policy_file)
+    release_policy.cache_clear()
+    try:
+        assert main(["--root", str(REPO_ROOT), "release", "--allow-dirty", str(tmp_path / "learner")]) == 2
+    finally:
+        release_policy.cache_clear()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"release policy {policy_file}: " in err and error in err, err
+    assert not (tmp_path / "learner").exists(), "a release is not started on a broken policy"
+
+
+def test_the_shipped_policy_reads_and_says_what_the_release_leaves_out():
+    policy = load_policy(POLICY_PATH)
+    assert "submission" in policy.instructor_only_grading and "solutions" not in policy.folders
+    assert policy.is_excluded_test(Path("tests/ex04_custom_sensors/test_hidden.py"))
+    assert policy.is_excluded_test(Path("tests/workbook/test_grading_release.py"))
+    assert policy.is_excluded_test(Path("tests/workbook/mistakes/ex11_4/t2.poke_mode__bare_true.mistake"))
+    assert not policy.is_excluded_test(Path("tests/ex04_custom_sensors/test_t1_order_status.py"))
+    assert not policy.is_excluded_test(Path("tests/workbook/test_rubric.py"))

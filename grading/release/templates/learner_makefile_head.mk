@@ -1,0 +1,1 @@
+# `make check` (your progress), `make watch`, `make hint`, `make test` (the workbook's own tests).
