@@ -53,7 +53,7 @@ def timed_grade(submission: Path, out: Path, *extra: str) -> dict:
 
 def startup() -> dict:
     from grading.suite import sandbox
-    from grading.suite.runner import sandbox_env
+    from grading.suite.options import sandbox_env
 
     bwrap = sandbox.probe()
     with tempfile.TemporaryDirectory() as scratch:

@@ -14,8 +14,10 @@ from dataclasses import replace
 from grading.core.rubric import Rubric, Task, load
 from grading.learner.grade import graded_exercises, test_paths
 from grading.learner.ticker import EventLines, Ticker
-from grading.scoring.results import CriterionResult, ExerciseResult, Grade, Run, TaskResult, grade
-from grading.suite.runner import RunOptions, run_suite
+from grading.scoring.grade import CriterionResult, ExerciseResult, Grade, TaskResult, grade
+from grading.scoring.run import Run
+from grading.suite.options import RunOptions
+from grading.suite.runner import run_suite
 
 LEARNER_PER_TEST_TIMEOUT = 120.0
 # How a bar shows each criterion: met, failed, not run yet.

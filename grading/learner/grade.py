@@ -6,11 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from grading.core.git_head import checked_out_commit
 from grading.core.rubric import Exercise, Rubric, load
 from grading.learner.ticker import EventLines, Ticker
 from grading.scoring import reports
-from grading.scoring.results import Grade, Run, commit_of, grade
-from grading.suite.runner import RunOptions, run_suite
+from grading.scoring.grade import Grade, grade
+from grading.scoring.run import Run
+from grading.suite.options import RunOptions
+from grading.suite.runner import run_suite
 
 DEFAULT_PER_TEST_TIMEOUT = 120.0  # the suite's own budget (pyproject); e2e tests start real Airflow processes
 
@@ -47,7 +50,9 @@ def grade_tree(root: Path, *, target: str, names: list[str] | None = None, per_t
                                            on_record=progress.feed))
         else:
             run = Run(notes=["no exercise has a test folder yet"])
-    commit = commit_of(Path(submission) if submission else root)
+    # The learner's own repository on their own machine: a worktree's `gitdir:` may point anywhere, as
+    # `git worktree add` makes it.
+    commit = checked_out_commit(Path(submission) if submission else root, confined=False)
     return grade(rubric, exercises, run, target=target, reveal_hidden=reveal_hidden, submission=submission,
                  commit=commit)
 

@@ -25,12 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rubric = load(args.root)
-    try:
-        exercise = rubric.exercise(args.exercise)
-        task = rubric.task(exercise, args.task)
-    except KeyError as error:
-        print(error.args[0])
-        return 2
+    exercise = rubric.exercise(args.exercise)
+    task = rubric.task(exercise, args.task)
     if not task.hints:
         print(f"{task.id} ({task.title}) has no hints. Read {exercise.chapter}.")
         return 0

@@ -1,5 +1,5 @@
-"""`workbook airflow [EXERCISE]` (`make airflow`): a real Airflow 3.3 deployment to watch your waits in,
-and `workbook steer ACTION ...` to move the simulators it waits on, from a second terminal.
+"""`workbook airflow [EXERCISE]` (`make airflow`): a real Airflow 3.3 deployment to watch your waits in;
+`workbook steer ACTION ...` (grading.learner.steer) moves the simulators it waits on, from a second terminal.
 
 The deployment is the e2e tests' (tests/harness/airflow_processes.py: api-server with the UI, scheduler,
 dag-processor and triggerer, LocalExecutor, the embedded SQLite DB) with your `starters/dags/` (or
@@ -17,11 +17,10 @@ import secrets
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grading.core.atomic import write_json
+from grading.learner.playground_control import CONTROL_FILE, pid_alive, read_control, state_dir, write_control
 
 # What each exercise's DAGs wait on (the DAG files' `WORKBOOK_*` variables point at these).
 EXERCISE_SIMULATORS = {
@@ -41,43 +40,12 @@ VECTOR_INDEX_RATE = 0.2  # documents per second: the 16-document corpus takes 80
 VECTOR_COLLECTION = "workbook_docs"
 WEBHOOK_SECRET = "my-shared-secret"  # the chapter's seed secret
 BRONZE_ASSET_URI = "s3://landing/bronze/sales"
-STEER_TOKEN_HEADER = "X-Playground-Token"
-
-
-@dataclass(frozen=True)
-class SteerAction:
-    usage: str
-    help: str
-    needs: str  # the simulator it steers
-
-
-STEER_ACTIONS = {
-    "health": SteerAction("health healthy|maintenance|cycle", "pin the health server's answer, or let it cycle "
-                          "(healthy 60 s of every 120 s)", "health"),
-    "order": SteerAction("order ID STATUS", "set an order's status, e.g. `order 1 shipped` or `order 1 cancelled`",
-                         "orders"),
-    "ml-data": SteerAction("ml-data ready", "the behavior log, today's inventory snapshot and catalog version "
-                           "104 appear at once", "ml-data"),
-    "partner-export": SteerAction("partner-export drop|remove", "drop (or remove) the partner's daily export",
-                                  "partner-export"),
-    "drop-file": SteerAction("drop-file [COUNT]", "drop COUNT CSV files (default 1) into the landing zone",
-                             "landing"),
-    "inbox-file": SteerAction("inbox-file", "drop one CSV file into the inbox", "inbox"),
-    "vector": SteerAction("vector finish|stall|resume|fail", "steer the index build of the collection "
-                          f"{VECTOR_COLLECTION!r}", "vector-store"),
-    "webhook": SteerAction("webhook [KEY | --replay | --unsigned]",
-                           "send a signed MinIO notification to the webhook receiver (a new object each time)",
-                           "webhook"),
-}
-
-
 EXIT_COULD_NOT_RUN = 2
 LOGIN = ("admin", "admin")  # a loopback-only playground: a login to type, not a secret
 # Seconds the Airflow processes get to stop before they are killed: the api-server, scheduler and dag-processor
 # stop in 1-4 s; a triggerer sometimes waits on its trigger runner far longer, and nothing of it is lost.
 STOP_GRACE = 5.0
 READY_TIMEOUT = 150.0  # seconds on an idle machine (the harness scales it to this one's load)
-CONTROL_FILE = "control.json"
 
 # Two or three things to try per exercise, each with what the UI shows.
 THINGS_TO_TRY = {
@@ -125,22 +93,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="where the Airflow home and the simulators' files live (default .cache/playground)")
     parser.set_defaults(handler=run)
 
-    steer = commands.add_parser(
-        "steer", help="move the running playground's simulators (flip the health server, drop a file, ...)",
-        description="Steer the simulators of the playground `workbook airflow` started in this workbook.\n\n"
-                    + "\n".join(f"  {a.usage:<42} {a.help}" for a in STEER_ACTIONS.values()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    steer.add_argument("action", choices=list(STEER_ACTIONS), metavar="ACTION")
-    steer.add_argument("args", nargs=argparse.REMAINDER, help="what the action takes (see above)")
-    steer.add_argument("--state-dir", type=Path, default=None, help="the playground's (default .cache/playground)")
-    steer.set_defaults(handler=run_steer)
 
-
-def state_dir(args: argparse.Namespace) -> Path:
-    return (args.state_dir or args.root / ".cache" / "playground").resolve()
-
-
-# ---- workbook airflow -----------------------------------------------------------------------------------
 def _import_from_workbook(root: Path) -> None:
     """The harness (tests/), the simulators (fixtures/) and the DAGs' modules live in the workbook folder, not
     in the installed package: `.venv/bin/workbook` started elsewhere must still find them there."""
@@ -151,10 +104,10 @@ def _import_from_workbook(root: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     _import_from_workbook(args.root)
     from fixtures.playground import taken_ports
-    from tests.harness.target import UnknownTarget, resolve
+    from tests.harness.api import UnknownTarget, resolve_target
 
     try:
-        target = resolve(None)
+        target = resolve_target(None)
     except UnknownTarget as error:
         print(f"workbook airflow: WORKBOOK_TARGET: {error}", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
@@ -186,8 +139,7 @@ class Playground:
         self.processes: Any = None
 
     def run(self) -> int:
-        from tests.harness.airflow_processes import AirflowProcesses
-        from tests.harness.infrastructure import InfrastructureError
+        from tests.harness.api import AirflowProcesses, InfrastructureError
 
         started = time.monotonic()
         # Airflow's logging setup (imported with the DAGs' modules) would print every simulator's start.
@@ -310,49 +262,3 @@ def _kept_secret(path: Path) -> str:
         path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def read_control(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / CONTROL_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_control(folder: Path, data: dict[str, Any]) -> None:
-    write_json(folder / CONTROL_FILE, data, mode=0o600)  # the control token steers the simulators
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# ---- workbook steer -------------------------------------------------------------------------------------
-def run_steer(args: argparse.Namespace) -> int:
-    import httpx
-
-    control = read_control(state_dir(args))
-    if not control or not pid_alive(control.get("pid", 0)):
-        print("workbook steer: no playground runs in this workbook: start one with `make airflow` "
-              "(and wait for its \"Airflow 3.3 is up\")", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    try:
-        response = httpx.post(f"{control['control_url']}/steer", json={"action": args.action, "args": args.args},
-                              headers={STEER_TOKEN_HEADER: control["token"]}, timeout=60)
-        answer = response.json()
-    except (httpx.HTTPError, ValueError) as error:
-        print(f"workbook steer: the playground did not answer ({error})", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    if response.is_error:
-        print(f"workbook steer: {answer.get('error', response.text)}", file=sys.stderr)
-        return 1
-    print(answer["message"])
-    return 0

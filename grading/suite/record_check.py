@@ -1,9 +1,9 @@
 """What an honest test process's record looks like, checked event by event.
 
-grading.judge.plugin writes, per process: `collected` (and `collection_error`) lines, then for each
+grading.judge.recorder writes, per process: `collected` (and `collection_error`) lines, then for each
 test `start` and its `result`, one test at a time, then `finish`. Lines that break that order (a result
 for a test that is not running, a second result, anything after `finish`, a test nobody collected) were
-not written by the plugin: a submission writing to the channel itself.
+not written by the recorder: a submission writing to the channel itself.
 """
 
 from __future__ import annotations

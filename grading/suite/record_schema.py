@@ -1,7 +1,7 @@
 """The test process's record, decoded with a schema and a size limit before the grader believes any of it.
 
 Each line must be one JSON object of a known kind whose fields have the types and lengths
-grading.judge.plugin writes; anything else is a problem (a flag for the instructor), never a crash, and the
+grading.judge.recorder writes; anything else is a problem (a flag for the instructor), never a crash, and the
 event is ignored. The record as a whole is read up to MAX_RECORD_BYTES and MAX_EVENTS: a flood of
 well-formed events costs the flood, not the grader's memory.
 """

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from grading.cli import main
-from grading.scoring.results import commit_of
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 # Each test starts pytest or grading runs in subprocesses: on a loaded machine that takes minutes, not seconds.
@@ -131,24 +130,6 @@ def _git(folder: Path, *args: str) -> str:
                            *args], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def test_commit_is_read_from_the_repository(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    assert commit_of(repo) is None, "not a git repository"
-    _git(repo, "init", "-q", "-b", "main")
-    assert commit_of(repo) is None, "a repository without a commit"
-    (repo / "a.txt").write_text("a", encoding="utf-8")
-    _git(repo, "add", "a.txt")
-    _git(repo, "commit", "-q", "-m", "a")
-    assert commit_of(repo) == _git(repo, "rev-parse", "HEAD")
-    _git(repo, "pack-refs", "--all")
-    assert commit_of(repo) == _git(repo, "rev-parse", "HEAD"), "a packed branch ref"
-    _git(repo, "worktree", "add", "-q", str(tmp_path / "other"), "-b", "other")
-    assert commit_of(tmp_path / "other") == _git(tmp_path / "other", "rev-parse", "HEAD"), "a worktree"
-    (repo / ".git" / "HEAD").write_text("ref: ../../../etc/passwd\n", encoding="utf-8")
-    assert commit_of(repo) is None, "a HEAD pointing out of the repository"
 
 
 def test_results_json_carries_the_commit_of_a_git_submission(workbook, tmp_path):

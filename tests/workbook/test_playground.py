@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from fixtures.playground import SteerError, World
-from grading.learner.playground import DEFAULT_PORTS, EXERCISE_SIMULATORS, STEER_TOKEN_HEADER, write_control
+from grading.learner.playground import DEFAULT_PORTS, EXERCISE_SIMULATORS
+from grading.learner.playground_control import STEER_TOKEN_HEADER, write_control
 from tests.harness.target import REPO_ROOT
 
 # Variables a DAG reads with a default that fits the playground as it is (optional credentials, the SLA, the

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from grading.core.rubric import load
-from grading.learner.watch import Worker, watch_loop
+from grading.learner.watch import watch_loop
+from grading.learner.watch_worker import Worker
 from tests.workbook.grading_fixtures.builder import REPO_ROOT, make_workbook
 
 # The worker imports Airflow once; on a loaded machine that alone can take a minute.
