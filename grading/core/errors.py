@@ -18,10 +18,15 @@ class RubricError(ValueError):
 class UnknownExercise(GradingError):
     """An exercise or task named on the command line that the rubric does not have."""
 
-    def __init__(self, name: str, known: list[str] | tuple[str, ...]) -> None:
-        super().__init__(f"no exercise or task {name!r} in the rubric (known: {', '.join(known) or 'none'})")
+    def __init__(self, name: str, known: list[str] | tuple[str, ...], *, exercise: str | None = None) -> None:
+        if exercise is None:
+            message = f"no exercise {name!r} in the rubric (known: {', '.join(known) or 'none yet'})"
+        else:
+            message = f"{exercise} has no task {name!r} (tasks: {', '.join(known) or 'none'})"
+        super().__init__(message)
         self.name = name
         self.known = tuple(known)
+        self.exercise = exercise
 
 
 class RosterError(GradingError):

@@ -23,8 +23,10 @@ SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 REF = re.compile(r"refs/[\w./-]+")
 
 
-def read_commit(folder: Path, *, confined: bool = True) -> str | None:
-    """The checked-out commit of `folder` (a repository's top), or None when it cannot be told safely."""
+def checked_out_commit(folder: Path, *, confined: bool) -> str | None:
+    """The checked-out commit of `folder` (a repository's top), or None when it cannot be told safely.
+
+    `confined`: True for a submission (nothing outside `folder` is read), False for the learner's own repo."""
     top = Path(os.path.abspath(folder))
     try:
         git_dir = _git_dir(top, confined)
@@ -85,11 +87,14 @@ def _follow(top: Path, here: Path, pointer: str, confined: bool) -> tuple[Path, 
     target = Path(os.path.normpath(here / pointer))
     if not confined:
         return target, PurePosixPath(".")
-    try:
-        inside = target.relative_to(top)
-    except ValueError:
-        return None  # a submission's repository is whole inside it; anything else is not its own
-    return top, PurePosixPath(inside.as_posix())
+    # git writes a `gitdir:` with every link resolved: a folder reached through a linked path is still itself.
+    for spelled in dict.fromkeys((top, Path(os.path.realpath(top)))):
+        try:
+            inside = target.relative_to(spelled)
+        except ValueError:
+            continue
+        return top, PurePosixPath(inside.as_posix())
+    return None  # a submission's repository is whole inside it; anything else is not its own
 
 
 def _kind(top: Path, relative: PurePosixPath) -> str | None:

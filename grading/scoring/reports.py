@@ -8,7 +8,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from grading.scoring.results import HIDDEN_MESSAGE, HIDDEN_NOT_RUN, Grade, TaskResult
+from grading.scoring.grade import Grade, TaskResult
+from grading.scoring.redaction import HIDDEN_MESSAGE, HIDDEN_NOT_RUN
 
 MARKS = {"passed": "✅", "failed": "❌", "not_run": "⏸", "not_collected": "⚠", "infrastructure": "🛠"}
 TODO_PREFIX = "NotImplementedError: Exercise"

@@ -8,47 +8,45 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import unicodedata
 from pathlib import Path
 
 import pytest
 
-from grading.classroom.grade_class import head_commit, starters_digest
+from grading.classroom.checkout import checkout, starters_digest
+from grading.classroom.roster import Entry
 from grading.cli import main
-from grading.scoring.results import commit_of
+from grading.core.git_head import checked_out_commit
 from grading.submission import graded_tree, review
-from grading.submission.submission import submission_commit
 from grading.suite import sandbox
-from grading.suite.runner import sandbox_env
+from grading.suite.options import sandbox_env
 from tests.workbook.grading_fixtures.builder import make_submission, make_workbook
+from tests.workbook.hand_made_git import SHA, hand_made, released, within
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
-SUBMISSION_READERS = {"grade-submission": submission_commit, "grade-class": head_commit}
-READERS = {**SUBMISSION_READERS, "grade": commit_of}
+
+def class_folder_commit(folder: Path) -> str | None:
+    """The commit grade-class records for a learner's folder graded as it is (a roster row without a commit)."""
+    return checkout(Entry(learner="learner", repo=str(folder)), folder)[1]
+
+
+def submission_commit(folder: Path) -> str | None:
+    """The commit grade-submission records: nothing outside the submission is read."""
+    return checked_out_commit(folder, confined=True)
+
+
+def learner_commit(folder: Path) -> str | None:
+    """The commit `grade` records of the learner's own repository (a worktree's gitdir may be anywhere)."""
+    return checked_out_commit(folder, confined=False)
+
+
+SUBMISSION_READERS = {"grade-submission": submission_commit, "grade-class": class_folder_commit}
+READERS = {**SUBMISSION_READERS, "grade": learner_commit}
 LEARNER_FILES = ("report.md", "results.json", "junit.xml", "report.txt")
-
-
-def repo_with_branch(folder: Path) -> Path:
-    (folder / ".git" / "refs" / "heads").mkdir(parents=True)
-    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n", encoding="ascii")
-    (folder / ".git" / "refs" / "heads" / "main").write_text(SHA + "\n", encoding="ascii")
-    return folder
-
-
-def within(seconds: float, function, *args):
-    """`function(*args)`, failing the test (instead of hanging it) when it does not return in time."""
-    result: list = []
-    worker = threading.Thread(target=lambda: result.append(function(*args)), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert result, f"{function.__name__} did not return within {seconds} s"
-    return result[0]
 
 
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 def test_an_honest_git_folder_gives_its_commit(reader, tmp_path):
-    assert reader(repo_with_branch(tmp_path)) == SHA
+    assert reader(hand_made(tmp_path)) == SHA
     (tmp_path / ".git" / "refs" / "heads" / "main").unlink()
     (tmp_path / ".git" / "packed-refs").write_text(f"# pack-refs with: peeled\n{SHA} refs/heads/main\n")
     assert reader(tmp_path) == SHA, "a packed ref"
@@ -58,7 +56,7 @@ def test_an_honest_git_folder_gives_its_commit(reader, tmp_path):
 
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 def test_a_head_linked_to_dev_zero_is_no_commit(reader, tmp_path):
-    repo_with_branch(tmp_path)
+    hand_made(tmp_path)
     (tmp_path / ".git" / "HEAD").unlink()
     (tmp_path / ".git" / "HEAD").symlink_to("/dev/zero")
     assert within(30, reader, tmp_path) is None
@@ -66,22 +64,17 @@ def test_a_head_linked_to_dev_zero_is_no_commit(reader, tmp_path):
 
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 def test_a_head_that_is_a_fifo_is_no_commit_and_no_wait(reader, tmp_path):
-    repo_with_branch(tmp_path)
+    hand_made(tmp_path)
     fifo = tmp_path / ".git" / "HEAD"
     fifo.unlink()
     os.mkfifo(fifo)
-    try:
+    with released(fifo):
         assert within(30, reader, tmp_path) is None
-    finally:  # a reader stuck on the FIFO gets its end of file, so the test process can end
-        try:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass  # nobody was waiting on it
 
 
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 def test_a_huge_ref_is_no_commit(reader, tmp_path):
-    repo_with_branch(tmp_path)
+    hand_made(tmp_path)
     with (tmp_path / ".git" / "refs" / "heads" / "main").open("w", encoding="ascii") as ref:
         ref.write(SHA + "\n")
         ref.truncate(2 * 1024**3)  # sparse: 2 GiB that nobody should read
@@ -95,7 +88,7 @@ def test_a_huge_ref_is_no_commit(reader, tmp_path):
 
 @pytest.mark.parametrize("reader", SUBMISSION_READERS.values(), ids=SUBMISSION_READERS.keys())
 def test_links_and_pointers_out_of_a_submission_are_not_followed(reader, tmp_path):
-    outside = repo_with_branch(tmp_path / "instructor")
+    outside = hand_made(tmp_path / "instructor")
     learner = tmp_path / "learner"
     learner.mkdir()
     (learner / ".git").symlink_to(outside / ".git")
@@ -106,7 +99,7 @@ def test_links_and_pointers_out_of_a_submission_are_not_followed(reader, tmp_pat
     (learner / ".git").write_text("gitdir: ../instructor/.git\n", encoding="ascii")
     assert reader(learner) is None, "a relative gitdir: pointing out of the submission"
     (learner / ".git").unlink()
-    repo_with_branch(learner)
+    hand_made(learner)
     heads = learner / ".git" / "refs" / "heads"
     (heads / "main").unlink()
     heads.rmdir()
@@ -118,7 +111,7 @@ def test_links_and_pointers_out_of_a_submission_are_not_followed(reader, tmp_pat
 
 @pytest.mark.parametrize("reader", SUBMISSION_READERS.values(), ids=SUBMISSION_READERS.keys())
 def test_a_gitdir_inside_the_submission_is_followed(reader, tmp_path):
-    repo_with_branch(tmp_path / "modules" / "repo")
+    hand_made(tmp_path / "modules" / "repo")
     (tmp_path / "modules" / "repo" / ".git").rename(tmp_path / "gitdir")
     (tmp_path / ".git").write_text("gitdir: gitdir\n", encoding="ascii")
     assert reader(tmp_path) == SHA

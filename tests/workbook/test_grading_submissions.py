@@ -204,22 +204,6 @@ def test_without_user_namespaces_it_refuses_unless_told(workbook, tmp_path, priv
     assert (trusted["verdict"], trusted["total"]["points"], trusted["flags"]) == ("graded", 3, ["unsandboxed"]), trusted
 
 
-def test_the_commit_is_read_without_running_git(tmp_path):
-    from grading.submission.submission import submission_commit
-
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    assert submission_commit(tmp_path) is None, "not a git repo: no commit"
-    (tmp_path / ".git" / "refs" / "heads").mkdir(parents=True)
-    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (tmp_path / ".git" / "refs" / "heads" / "main").write_text(sha + "\n")
-    assert submission_commit(tmp_path) == sha
-    (tmp_path / ".git" / "refs" / "heads" / "main").unlink()
-    (tmp_path / ".git" / "packed-refs").write_text(f"# pack-refs with: peeled\n{sha} refs/heads/main\n")
-    assert submission_commit(tmp_path) == sha
-    (tmp_path / ".git" / "HEAD").write_text("ref: ../../../etc/passwd\n")
-    assert submission_commit(tmp_path) is None
-
-
 def test_a_path_without_starters_cannot_be_graded(workbook, tmp_path, capsys):
     code = main(["--root", str(workbook), "grade-submission", str(tmp_path), "--out", str(tmp_path / "out")])
     assert code == 2, f"a folder with no starters/: expected exit 2, got {code}"

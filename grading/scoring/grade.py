@@ -1,78 +1,25 @@
-"""From recorded test events to a grade: a criterion earns its points when every one of its tests passed."""
+"""From a run to a grade: a criterion earns its points when every one of its tests passed. The grade is what
+every report is made of (grading.scoring.reports) and results.json (schema `workbook-grade/1`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from grading.core.git_head import read_commit
 from grading.core.rubric import Criterion, Exercise, Rubric
-from grading.suite import record_schema
+from grading.scoring.redaction import (
+    HIDDEN_FILE_MESSAGE,
+    HIDDEN_HINT,
+    HIDDEN_MESSAGE,
+    HIDDEN_NOT_RUN,
+    HIDDEN_TEST,
+    hidden_tests,
+    redact,
+)
+from grading.scoring.run import Run, TestOutcome
 
 RESULTS_SCHEMA = "workbook-grade/1"
-HIDDEN_MESSAGE = "a hidden test failed (its details are for instructors)"
-HIDDEN_NOT_RUN = "a hidden test could not run (its details are for instructors)"
-HIDDEN_TEST = "a hidden test"
-# A hidden criterion's hint would say what its hidden test checks: the learner gets this instead.
-HIDDEN_HINT = "hidden criteria have no hint: reread the task's requirements in its chapter"
-HIDDEN_FILE_MESSAGE = "could not be imported (its details are for instructors)"
-
-
-@dataclass
-class TestOutcome:
-    nodeid: str
-    path: str
-    criteria: list[str]
-    speed: int
-    outcome: str = "not_run"  # passed | failed | error | skipped | not_run | crashed | infrastructure
-    message: str = "not run"
-    timed_out: bool = False
-    duration: float = 0.0
-    hidden: bool = False  # in a hidden test file: never named, nor its message shown, to a learner
-    measured: list[str] = field(default_factory=list)  # what it measured inside the learner's process
-
-
-@dataclass
-class Run:
-    """What the pytest run(s) reported, however they ended."""
-    tests: dict[str, TestOutcome] = field(default_factory=dict)
-    collection_errors: dict[str, str] = field(default_factory=dict)  # path -> one-line reason
-    notes: list[str] = field(default_factory=list)  # crashes, cut runs: shown in every report
-    exit_codes: list[int] = field(default_factory=list)
-    duration: float = 0.0
-    violations: list[str] = field(default_factory=list)  # record lines no honest test process writes
-
-    def add_events(self, lines: list[dict[str, Any]]) -> None:
-        for event in lines:
-            kind = event.get("event")
-            if kind == "collected":
-                self.tests.setdefault(event["nodeid"], TestOutcome(
-                    nodeid=event["nodeid"], path=event["path"], criteria=list(event["criteria"]),
-                    speed=int(event["speed"])))
-            elif kind == "collection_error":
-                self.collection_errors[event["path"]] = event["message"]
-            elif kind == "start" and event["nodeid"] in self.tests:
-                test = self.tests[event["nodeid"]]
-                test.outcome, test.message = "crashed", "the test process died during this test"
-            elif kind == "result" and event["nodeid"] in self.tests:
-                test = self.tests[event["nodeid"]]
-                test.outcome, test.message = event["outcome"], event["message"]
-                test.timed_out, test.duration = bool(event.get("timed_out")), float(event.get("duration", 0))
-                test.measured = list(event.get("measured", []))
-
-    @classmethod
-    def from_record(cls, path: Path) -> Run:
-        run = cls()
-        run.add_events(read_events(path))
-        return run
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """The record's events that fit its schema, within its size limit (grading.suite.record_schema); what does not
-    fit is left out here and reported by grading.suite.record_check."""
-    return record_schema.read(path).events
 
 
 @dataclass
@@ -166,13 +113,6 @@ def _percent(points: int, max_points: int) -> float:
     return round(100.0 * points / max_points, 1) if max_points else 0.0
 
 
-def commit_of(folder: Path) -> str | None:
-    """The commit checked out in `folder` (a git repository's top), read from .git without running git:
-    a submission's .git/config is the learner's, and git would obey it. None when there is no commit.
-    A learner's own repo on their own machine: a worktree's `gitdir:` may point anywhere."""
-    return read_commit(folder, confined=False)
-
-
 def withhold(grade_: Grade, verdict: str, reason: str) -> Grade:
     """The same grade with every criterion at 0 points (a tampered or refused submission earns nothing)."""
     for exercise in grade_.exercises:
@@ -184,45 +124,6 @@ def withhold(grade_: Grade, verdict: str, reason: str) -> Grade:
         exercise.collection_errors = {}
     grade_.verdict = verdict
     return grade_
-
-
-QUOTED_SECRET = "(withheld: the message quoted a hidden test or a solution)"
-
-
-def scrub(grade_: Grade, quotes_a_secret) -> int:
-    """Replace every message, note and import error for which `quotes_a_secret(text)` holds; returns how many.
-
-    A submission can read the hidden tests (they must be readable to run) and put their text into its own
-    public failure messages: those never reach a learner-visible file.
-    """
-    count = 0
-    for exercise in grade_.exercises:
-        for c in exercise.criteria:
-            if c.message and quotes_a_secret(c.message):
-                c.message, count = QUOTED_SECRET, count + 1
-        for path, message in list(exercise.collection_errors.items()):
-            if quotes_a_secret(message):
-                exercise.collection_errors[path], count = QUOTED_SECRET, count + 1
-    for number, note in enumerate(grade_.notes):
-        if quotes_a_secret(note):
-            grade_.notes[number], count = QUOTED_SECRET, count + 1
-    return count
-
-
-def hidden_tests(rubric: Rubric, run: Run) -> tuple[set[str], set[str]]:
-    """The node ids of tests that prove a hidden criterion, and the files they (or hidden tests) live in."""
-    hidden = {c.id for c in rubric.criteria.values() if c.hidden}
-    ids = {t.nodeid for t in run.tests.values() if hidden & set(t.criteria) or t.hidden}
-    paths = {t.path for t in run.tests.values() if t.nodeid in ids}
-    paths |= {p for p in run.collection_errors if Path(p).name.startswith("test_hidden")}
-    return ids, paths
-
-
-def redact(text: str, hidden_ids: set[str], hidden_paths: set[str]) -> str:
-    """`text` with every hidden test id and hidden test file named only as a hidden test."""
-    for name in sorted(hidden_ids | hidden_paths, key=len, reverse=True):
-        text = text.replace(name, HIDDEN_TEST)
-    return text
 
 
 def grade(rubric: Rubric, exercises: list[Exercise], run: Run, *, target: str, reveal_hidden: bool = False,
