@@ -7,21 +7,8 @@ whose starters/ are the reference solutions with the mistake applied, run agains
 criterion it names. The mistake is caught when that criterion earns nothing; a catch by another criterion's
 tests does not count (the learner would be told the wrong thing).
 
-A mistake file starts with comment lines, then the code:
-
-    # criterion: ex04.t1.waits_for_status
-    # violates: "the chapter's words it breaks, quoted"
-    # target: module                      (optional; or dags/<file>.py)
-    <code>
-
-`target: module` (the default) appends the code to the exercise's module, so it replaces the class or
-function of the same name; `target: dags/<file>.py` replaces that DAG file with the code.
-
-Correct alternatives are checked the same way, the other way round: `tests/workbook/alternatives/
-<exercise>.t<N>[.<reading>].alternative` starts with `# task: ex04.t1` and `# how it differs: ...` and must earn
-every criterion of its task. An "alternative reading" (a choice the chapter leaves open, made otherwise than
-the reference makes it: a log level, a message's words, a file's inner layout) may instead change the
-reference in place with lines `# replace: OLD => NEW` (each OLD must be in the reference).
+The entries and their file format: grading.instrument.catalogue; the saved verdicts and the report made of
+them: grading.instrument.mistakes_report.
 """
 
 from __future__ import annotations
@@ -40,85 +27,17 @@ from pathlib import Path
 
 from grading.core.atomic import write_text
 from grading.core.rubric import Exercise, Rubric, load
-from grading.instrument.isolation import copy_workbook, e2e_criteria, solution_dag
-from grading.scoring.results import grade
-from grading.suite.runner import RunOptions, graded_env, run_suite
+from grading.instrument.catalogue import Mistake, MistakeError, catalogue
+from grading.instrument.isolation import copy_workbook, e2e_criteria
+from grading.instrument.mistakes_report import REPORT, RESULTS, load_results, report_text
+from grading.instrument.splice import solution_dag
+from grading.scoring.grade import grade
+from grading.suite.options import RunOptions, graded_env
+from grading.suite.runner import run_suite
 
-CATALOGUE = Path("tests/workbook/mistakes")
-RESULTS = Path("benchmarks/mistakes")
-REPORT = Path("benchmarks/mistakes.md")
-ALTERNATIVES = Path("tests/workbook/alternatives")
-HEADER = re.compile(r"#\s*(criterion|violates|target|task|how it differs|replace|gap):\s*(.*)")
 MAX_MESSAGE = 300
 # A failure that says the mistake's own code is broken (a name it forgot to import), not that its idea is wrong.
 CRASH = re.compile(r"\b(NameError|ImportError|ModuleNotFoundError|SyntaxError|IndentationError)\b")
-
-
-class MistakeError(ValueError):
-    """A catalogue file that is not a well-formed mistake."""
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """A mistake (its criterion must earn nothing) or a correct alternative (its task must earn everything)."""
-    path: str  # relative to the workbook
-    criterion: str  # a mistake's criterion; an alternative's task
-    violates: str  # a mistake's quote of the chapter; how an alternative differs
-    target: str
-    code: str
-    kind: str = "mistake"  # mistake | alternative
-    replacements: tuple[tuple[str, str], ...] = ()  # (old, new) text replaced in the reference module
-    gap: str = ""  # a mistake the suite is known not to catch, and why (reported, never hidden)
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name.rsplit(".", 1)[0]
-
-    @property
-    def exercise(self) -> str:
-        return self.criterion.split(".", 1)[0]
-
-
-def parse(path: Path, root: Path) -> Mistake:
-    text = path.read_text(encoding="utf-8")
-    fields: dict[str, str] = {}
-    replacements: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        match = HEADER.match(line)
-        if not match:
-            break
-        key, value = match.groups()
-        if key == "replace":
-            old, arrow, new = value.partition(" => ")
-            if not arrow or not old:
-                raise MistakeError(f"{path}: a replace line reads '# replace: OLD => NEW', got {line!r}")
-            replacements.append((old, new))
-            continue
-        fields[key] = (fields[key] + " " + value.strip()) if key in fields else value.strip()
-    kind = "alternative" if path.suffix == ".alternative" else "mistake"
-    needed = ("task", "how it differs") if kind == "alternative" else ("criterion", "violates")
-    missing = [k for k in needed if not fields.get(k)]
-    if missing:
-        raise MistakeError(f"{path}: no {' and no '.join(missing)} line at the top")
-    target = fields.get("target", "module")
-    if target != "module" and not re.fullmatch(r"dags/[a-z0-9_]+\.py", target):
-        raise MistakeError(f"{path}: target must be 'module' or 'dags/<file>.py', got {target!r}")
-    return Mistake(path=path.relative_to(root).as_posix(), criterion=fields[needed[0]],
-                   violates=fields[needed[1]], target=target, code=text, kind=kind,
-                   replacements=tuple(replacements), gap=fields.get("gap", ""))
-
-
-def catalogue(root: Path, exercises: list[str] | None = None, *, alternatives: bool = True) -> list[Mistake]:
-    """The mistakes, then the per-task alternatives (`<exercise>.t<N>.alternative`)."""
-    found = sorted((root / CATALOGUE).glob("*/*.mistake"))
-    if alternatives:
-        found += sorted((root / ALTERNATIVES).glob("*.t[0-9]*.alternative"))
-    entries = [parse(p, root) for p in found]
-    entries = [e for e in entries if not exercises or e.exercise in exercises]
-    for entry in entries:
-        if entry.kind == "mistake" and Path(entry.path).parent.name != entry.exercise:
-            raise MistakeError(f"{entry.path}: names {entry.criterion}, which is not of its folder's exercise")
-    return entries
 
 
 def _exercise(rubric: Rubric, exercise_id: str) -> Exercise:
@@ -241,7 +160,7 @@ def run_catalogue(root: Path, mistakes: list[Mistake], *, jobs: int, per_test_ti
                   report=print) -> list[Verdict]:
     """Every mistake checked, `jobs` at a time; those whose criterion has e2e tests one at a time."""
     rubric = load(root)
-    e2e = e2e_criteria(root) if any(m.exercise in {"ex11_3", "ex11_5"} for m in mistakes) else set()
+    e2e = e2e_criteria(root, {m.exercise for m in mistakes}) if mistakes else set()
 
     def one(mistake: Mistake) -> Verdict:
         verdict = check(root, rubric, mistake, per_test_timeout=per_test_timeout)
@@ -258,7 +177,7 @@ def run_catalogue(root: Path, mistakes: list[Mistake], *, jobs: int, per_test_ti
         return [futures[m.path].result() for m in mistakes]
 
 
-# ---- results and report ------------------------------------------------------------------------------------
+# ---- results -----------------------------------------------------------------------------------------------
 def save(root: Path, verdicts: list[Verdict]) -> None:
     """Each exercise's verdicts in benchmarks/mistakes/<exercise>.json, merged with what is there already."""
     by_exercise: dict[str, list[Verdict]] = {}
@@ -280,116 +199,6 @@ def fresh_results(root: Path) -> set[str]:
         if saved[entry.exercise].get(entry.path, {}).get("digest") == digest(root, entry):
             fresh.add(entry.path)
     return fresh
-
-
-def load_results(path: Path) -> list[dict]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-
-
-def report_text(root: Path) -> str:
-    """The report: per exercise and criterion, its mistakes and whether its tests caught each."""
-    rubric = load(root)
-    known = {m.path: m for m in catalogue(root)}
-    lines = ["# Mistakes: plausible wrong solutions and the criteria that catch them", "",
-             "Generated by `make mistakes` (`workbook mistakes`) from `tests/workbook/mistakes/` and the results in "
-             "`benchmarks/mistakes/`; do not edit by hand. Each mistake is the reference solution with one idea "
-             "of the chapter got wrong; it is caught when the criterion it breaks earns nothing.", "",
-             "| exercise | criteria | with 2+ mistakes | mistakes | caught | known gaps | missed | broken | not run |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    body: list[str] = []
-    for exercise in rubric.exercises:
-        results = {v["mistake"]: v for v in load_results(root / RESULTS / f"{exercise.id}.json") if v["mistake"] in known}
-        mine = [m for m in known.values() if m.exercise == exercise.id and m.kind == "mistake"]
-        others = sorted((m for m in known.values() if m.exercise == exercise.id and m.kind == "alternative"),
-                        key=lambda m: m.path)
-        criteria = [c for t in exercise.tasks for c in t.criteria]
-        counted = {c.id: sum(m.criterion == c.id for m in mine) for c in criteria}
-        statuses = [results.get(m.path, {}).get("status", "not run") for m in mine]
-        lines.append(f"| {exercise.id} | {len(criteria)} | {sum(n >= 2 for n in counted.values())} | {len(mine)} | "
-                     f"{statuses.count('caught')} | {statuses.count('gap')} | {statuses.count('missed')} | "
-                     f"{statuses.count('broken')} | {statuses.count('not run')} |")
-        body += ["", f"## {exercise.id}: {exercise.title}", "",
-                 "| criterion | mistake | the chapter's words it breaks | verdict | tests that failed |",
-                 "| --- | --- | --- | --- | --- |"]
-        for criterion in criteria:
-            ones = sorted((m for m in mine if m.criterion == criterion.id), key=lambda m: m.path)
-            if not ones:
-                body.append(f"| `{criterion.id}` | (none yet) | | | |")
-            for mistake in ones:
-                result = results.get(mistake.path, {})
-                tests = "<br>".join(f"`{n.split('::', 1)[-1]}`" for n in sorted(result.get("failing_tests", {})))
-                status = result.get("status", "not run")
-                if status == "gap":
-                    status = f"**known gap**: {_cell(mistake.gap)}"
-                body.append(f"| `{criterion.id}` | `{mistake.name}` | {_cell(mistake.violates)} | {status} | {tests} |")
-        body += traceability(root, exercise, mine, results)
-        if others:
-            body += ["", "Correct alternatives (each must earn every criterion of its task):", "",
-                     "| task | alternative | how it differs | verdict | criteria that earned nothing |",
-                     "| --- | --- | --- | --- | --- |"]
-            for alternative in others:
-                result = results.get(alternative.path, {})
-                failing = ", ".join(f"`{c}`" for c in result.get("failing_criteria", []))
-                body.append(f"| `{alternative.criterion}` | `{alternative.name}` | {_cell(alternative.violates)} | "
-                            f"{result.get('status', 'not run')} | {failing} |")
-    return "\n".join(lines + body) + "\n"
-
-
-TASK_HEADING = re.compile(r"^## Task (\d+)\b")
-LIST_ITEM = re.compile(r"^(?:\d+\.|-)\s+")
-SECTION_END = re.compile(r"^(\*\*)?Success criteria", re.IGNORECASE)
-
-
-def requirements(chapter: str) -> list[tuple[int, int, str]]:
-    """What each task of a chapter asks: (task, number, text) per top-level list item of the task's section
-    before its success criteria (its "Build" items or requirements; an item's indented lines belong to it)."""
-    found: list[tuple[int, int, str]] = []
-    task, listing = 0, False
-    for line in chapter.splitlines():
-        heading = TASK_HEADING.match(line)
-        if heading or line.startswith("## "):
-            task, listing = (int(heading[1]) if heading else 0), bool(heading)
-            continue
-        if not task or not listing:
-            continue
-        if SECTION_END.match(line.strip()):
-            listing = False
-        elif LIST_ITEM.match(line):
-            found.append((task, sum(t == task for t, _, _ in found) + 1, LIST_ITEM.sub("", line, count=1).strip()))
-        elif found and found[-1][0] == task and line.startswith("  ") and line.strip():
-            t, n, text = found[-1]
-            found[-1] = (t, n, f"{text} {line.strip()}")
-    return found
-
-
-def words(text: str) -> str:
-    return " ".join(text.replace("\u201c", "").replace("\u201d", "").split())
-
-
-def quote(mistake: Mistake) -> str:
-    return words(mistake.violates.strip().strip('"'))
-
-
-def traceability(root: Path, exercise: Exercise, mine: list[Mistake], results: dict[str, dict]) -> list[str]:
-    """Each requirement of the chapter, with the mistakes that break it (their quote is in it) and the tests
-    that failed on them; a requirement no caught mistake breaks is a gap."""
-    chapter = (root / exercise.chapter).read_text(encoding="utf-8")
-    lines = ["", f"Requirements of `{exercise.chapter}` and the mistakes that break them:", "",
-             "| task | # | requirement | mistakes caught | tests that failed on them |", "| --- | ---: | --- | --- | --- |"]
-    for task, number, text in requirements(chapter):
-        breaking = [m for m in mine if quote(m) and quote(m) in words(text)]
-        caught = [m for m in breaking if results.get(m.path, {}).get("status") == "caught"]
-        tests = sorted({n.split("::", 1)[-1].split("[", 1)[0] for m in caught
-                        for n in results[m.path].get("failing_tests", {})})
-        shown = text if len(text) <= 160 else text[:157] + "..."
-        lines.append(f"| t{task} | {number} | {_cell(shown)} | "
-                     f"{f'{len(caught)}/{len(breaking)}' if breaking else '**none yet**'} | "
-                     f"{'<br>'.join(f'`{t}`' for t in tests)} |")
-    return lines
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # ---- the command -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from grading.instrument import isolation
 from grading.learner.grade import grade_tree
 from grading.scoring import reports
-from grading.scoring.results import Grade
+from grading.scoring.grade import Grade
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from grading.core.rubric import load
-from grading.instrument.isolation import SpliceError, expected_criteria, solution_dag, splice
+from grading.instrument.isolation import expected_criteria
+from grading.instrument.splice import SpliceError, solution_dag, splice
 from tests.harness.target import REPO_ROOT
 
 RUBRIC = load(REPO_ROOT)
@@ -205,7 +206,6 @@ RUBRIC_HEAD = '''schema = 1
 [[exercise]]
 id = "ex09"
 title = "T"
-text = "exercises/ex09_t.md"
 module = "t"
 points = 2
 '''
@@ -241,7 +241,8 @@ def test_the_rubric_checks_each_tasks_code(tmp_path):
 
 # ---- the fast loop's gate, per task ----------------------------------------------------------------------
 def test_a_tasks_dag_runs_wait_only_for_its_own_unit_tests_and_what_it_builds_on(tmp_path):
-    from grading.suite.runner import RunOptions, run_suite
+    from grading.suite.options import RunOptions
+    from grading.suite.runner import run_suite
     from tests.workbook.grading_fixtures.builder import make_workbook
 
     workbook = make_workbook(tmp_path / "workbook")
@@ -268,8 +269,9 @@ def test_a_tasks_dag_runs_wait_only_for_its_own_unit_tests_and_what_it_builds_on
 
 
 def test_a_starter_that_does_not_import_is_one_line_for_every_criterion_of_its_exercise(tmp_path):
-    from grading.scoring.results import grade
-    from grading.suite.runner import RunOptions, run_suite
+    from grading.scoring.grade import grade
+    from grading.suite.options import RunOptions
+    from grading.suite.runner import run_suite
     from tests.workbook.grading_fixtures.builder import make_workbook
 
     workbook = make_workbook(tmp_path / "workbook")

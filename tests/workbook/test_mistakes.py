@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from grading.core.rubric import load
-from grading.instrument import mistakes
+from grading.instrument import catalogue, mistakes, mistakes_report
 from tests.harness.target import REPO_ROOT
 from tests.workbook.grading_fixtures.builder import make_workbook
 
@@ -29,7 +29,7 @@ RUBRIC = load(REPO_ROOT)
 @pytest.fixture(scope="module")
 def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_workbook(tmp_path_factory.mktemp("mistakes") / "workbook")
-    folder = root / mistakes.CATALOGUE / "ex01"
+    folder = root / catalogue.CATALOGUE / "ex01"
     folder.mkdir(parents=True)
     (folder / "t2.parses__accepts_anything.mistake").write_text(
         '# criterion: ex01.t2.parses\n# violates: "raise ValueError for unknown ones"\n'
@@ -43,7 +43,7 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "t1.adds__forgets_an_import.mistake").write_text(
         '# criterion: ex01.t1.adds\n# violates: "add() adds two numbers"\n'
         "def add(a, b):\n    return operator.add(a, b)\n")
-    alternatives = root / mistakes.ALTERNATIVES
+    alternatives = root / catalogue.ALTERNATIVES
     alternatives.mkdir(parents=True, exist_ok=True)
     (alternatives / "ex01.t1.alternative").write_text(
         "# task: ex01.t1\n# how it differs: sum() of a tuple\ndef add(a, b):\n    return sum((a, b))\n")
@@ -60,7 +60,7 @@ def verdicts(workbook: Path) -> dict[str, mistakes.Verdict]:
                           cwd=workbook, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 1, f"workbook mistakes with one missed and one broken mistake: expected exit 1, got " \
                                  f"{done.returncode}:\n{done.stdout}{done.stderr}"
-    saved = mistakes.load_results(workbook / mistakes.RESULTS / "ex01.json")
+    saved = mistakes_report.load_results(workbook / mistakes_report.RESULTS / "ex01.json")
     return {Path(v["mistake"]).name: mistakes.Verdict(**v) for v in saved}
 
 
@@ -79,7 +79,7 @@ def test_a_catch_by_another_criterions_tests_does_not_count(verdicts):
 def test_a_declared_gap_that_is_missed_is_reported_as_a_gap(workbook, verdicts):
     verdict = verdicts["t1.adds__declared_gap.mistake"]
     assert verdict.status == "gap" and not verdict.caught, f"expected gap, got {verdict}"
-    report = (workbook / mistakes.REPORT).read_text(encoding="utf-8")
+    report = (workbook / mistakes_report.REPORT).read_text(encoding="utf-8")
     assert "known gap**: no test of add() sees parse_status" in report, report
 
 
@@ -99,7 +99,7 @@ def test_a_reading_that_replaces_nothing_is_broken(verdicts):
 
 
 def test_the_report_lists_every_entry_with_its_verdict(workbook, verdicts):
-    report = (workbook / mistakes.REPORT).read_text(encoding="utf-8")
+    report = (workbook / mistakes_report.REPORT).read_text(encoding="utf-8")
     for name, verdict in verdicts.items():
         stem = name.rsplit(".", 1)[0]
         assert f"`{stem}`" in report and verdict.status in report, f"{stem} ({verdict.status}) not in:\n{report}"
@@ -113,12 +113,12 @@ def test_the_report_lists_every_entry_with_its_verdict(workbook, verdicts):
 def test_a_malformed_entry_is_refused_naming_what_is_missing(tmp_path, header, why):
     path = tmp_path / "t1.adds__x.mistake"
     path.write_text(header)
-    with pytest.raises(mistakes.MistakeError, match=why):
-        mistakes.parse(path, tmp_path)
+    with pytest.raises(catalogue.MistakeError, match=why):
+        catalogue.parse(path, tmp_path)
 
 
 # ---- the committed catalogue -------------------------------------------------------------------------------
-CATALOGUE = mistakes.catalogue(REPO_ROOT) if HAS_SOLUTIONS else []
+CATALOGUE = catalogue.catalogue(REPO_ROOT) if HAS_SOLUTIONS else []
 CRITERIA = [c for e in RUBRIC.exercises for t in e.tasks for c in t.criteria]
 TASKS = [t for e in RUBRIC.exercises for t in e.tasks]
 needs_solutions = pytest.mark.skipif(not HAS_SOLUTIONS, reason="needs solutions/ (the instructor repo)")
@@ -128,14 +128,14 @@ needs_solutions = pytest.mark.skipif(not HAS_SOLUTIONS, reason="needs solutions/
 @pytest.mark.parametrize("criterion", [c.id for c in CRITERIA])
 def test_every_criterion_has_two_mistakes(criterion):
     found = [m.path for m in CATALOGUE if m.kind == "mistake" and m.criterion == criterion]
-    assert len(found) >= 2, f"{criterion}: expected at least two mistakes in {mistakes.CATALOGUE}/, got {found}"
+    assert len(found) >= 2, f"{criterion}: expected at least two mistakes in {catalogue.CATALOGUE}/, got {found}"
 
 
 @needs_solutions
 @pytest.mark.parametrize("task", [t.id for t in TASKS])
 def test_every_task_has_a_correct_alternative(task):
     found = [m.path for m in CATALOGUE if m.kind == "alternative" and m.criterion == task]
-    assert found, f"{task}: expected an alternative {mistakes.ALTERNATIVES}/{task}.alternative"
+    assert found, f"{task}: expected an alternative {catalogue.ALTERNATIVES}/{task}.alternative"
 
 
 @needs_solutions
@@ -156,7 +156,7 @@ def test_the_committed_results_are_of_the_catalogue_as_it_is():
     """Each entry was run as it is now (its text and the reference module's), and came out as expected."""
     problems = []
     for entry in CATALOGUE:
-        results = {v["mistake"]: v for v in mistakes.load_results(REPO_ROOT / mistakes.RESULTS / f"{entry.exercise}.json")}
+        results = {v["mistake"]: v for v in mistakes_report.load_results(REPO_ROOT / mistakes_report.RESULTS / f"{entry.exercise}.json")}
         result = results.get(entry.path)
         if result is None:
             problems.append(f"{entry.path}: never run (make mistakes)")
@@ -170,9 +170,9 @@ def test_the_committed_results_are_of_the_catalogue_as_it_is():
 
 @needs_solutions
 def test_the_committed_report_is_what_the_results_make():
-    committed = (REPO_ROOT / mistakes.REPORT).read_text(encoding="utf-8")
-    assert committed == mistakes.report_text(REPO_ROOT), (
-        f"{mistakes.REPORT} is stale: run `.venv/bin/python -m grading mistakes --report-only`")
+    committed = (REPO_ROOT / mistakes_report.REPORT).read_text(encoding="utf-8")
+    assert committed == mistakes_report.report_text(REPO_ROOT), (
+        f"{mistakes_report.REPORT} is stale: run `.venv/bin/python -m grading mistakes --report-only`")
 
 
 @needs_solutions
@@ -181,12 +181,12 @@ def test_every_requirement_the_chapters_list_is_broken_by_a_caught_mistake():
     that its criterion's tests caught, so some test fails when that requirement alone is broken."""
     gaps = []
     for exercise in RUBRIC.exercises:
-        results = {v["mistake"]: v for v in mistakes.load_results(REPO_ROOT / mistakes.RESULTS / f"{exercise.id}.json")}
+        results = {v["mistake"]: v for v in mistakes_report.load_results(REPO_ROOT / mistakes_report.RESULTS / f"{exercise.id}.json")}
         mine = [m for m in CATALOGUE if m.kind == "mistake" and m.exercise == exercise.id]
         chapter = (REPO_ROOT / exercise.chapter).read_text(encoding="utf-8")
-        for task, number, text in mistakes.requirements(chapter):
-            words = mistakes.words(text)
-            if not any(mistakes.quote(m) and mistakes.quote(m) in words
+        for task, number, text in mistakes_report.requirements(chapter):
+            words = mistakes_report.words(text)
+            if not any(mistakes_report.quote(m) and mistakes_report.quote(m) in words
                        and results.get(m.path, {}).get("status") == "caught" for m in mine):
                 gaps.append(f"{exercise.id} task {task} item {number}: {text[:100]}")
     assert not gaps, f"{len(gaps)} requirement(s) no caught mistake breaks:\n" + "\n".join(gaps)
