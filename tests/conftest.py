@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grading.core.environment import wrong_environment
+from grading.api import wrong_environment
 from tests.harness import infrastructure
 from tests.harness.target import (
     ENV_VAR,
@@ -112,7 +112,7 @@ def _note_odd_pokes(module) -> None:
     from airflow.sdk import PokeReturnValue
     from airflow.sdk.bases.sensor import BaseSensorOperator
 
-    from grading.judge.plugin import learner_notes
+    from grading.api import learner_notes
 
     for cls in list(vars(module).values()):
         if not (isinstance(cls, type) and issubclass(cls, BaseSensorOperator) and cls.__module__ == module.__name__
@@ -136,10 +136,10 @@ def _note_odd_pokes(module) -> None:
 
 def _exercise_modules() -> dict[Path, tuple[str, list[str]]]:
     """Each exercise's test folder -> (its module, its criteria), from the rubric."""
-    from grading.core.rubric import RubricError, load
+    from grading.api import RubricError, load_rubric
 
     try:
-        rubric = load(REPO_ROOT)
+        rubric = load_rubric(REPO_ROOT)
     except RubricError:
         return {}
     return {(REPO_ROOT / e.test_folder).resolve(): (e.module, [c.id for c in e.criteria]) for e in rubric.exercises}
@@ -172,7 +172,7 @@ class StarterDoesNotImport(pytest.Item):
         self.message = message
 
     def runtest(self) -> None:
-        from grading.judge.plugin import StarterImportError
+        from grading.api import StarterImportError
 
         raise StarterImportError(self.message)
 
@@ -248,7 +248,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     report.criteria = [m.args[0] for m in item.iter_markers("criterion") if m.args]
     if report.failed and call.excinfo is not None:
-        from grading.judge.plugin import learner_notes
+        from grading.api import learner_notes
 
         if learner_notes:
             report.sections.append(("what your code returned", "\n".join(dict.fromkeys(learner_notes))))
@@ -262,7 +262,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _hang_message(excinfo: pytest.ExceptionInfo, root: Path) -> str | None:
     """A test cut by its timeout inside the learner's code: the line it was on, not pages of stack."""
-    from grading.judge.plugin import is_timeout, learner_frame
+    from grading.api import is_timeout, learner_frame
 
     text = excinfo.exconly()
     if not is_timeout(text):
@@ -272,7 +272,7 @@ def _hang_message(excinfo: pytest.ExceptionInfo, root: Path) -> str | None:
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
-    from grading.judge.plugin import learner_notes
+    from grading.api import learner_notes
 
     learner_notes.clear()  # each test shows only what the code returned in it
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grading.core.rubric import Exercise
-from grading.scoring.results import Run
+from grading.scoring.run import Run
 
 WORDS = ("status", "payload", "window", "retry", "poke", "event", "batch", "deadline", "marker", "backoff",
          "cursor", "queue", "watermark", "interval", "response", "asset", "partition", "freshness")

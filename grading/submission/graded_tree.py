@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from grading.release.build import CACHE_NAMES, FILES, FOLDERS, INSTRUCTOR_ONLY_GRADING, is_excluded_test
+from grading.release.policy import release_policy
 
 LEARNER_OWNED = "starters"
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -72,31 +72,33 @@ def build(root: Path, starters: Path, into: Path) -> GradedTree:
 
 
 def _copy_instructor_side(root: Path, into: Path) -> None:
+    policy = release_policy()
+
     def ignore(folder: str, names: list[str]) -> set[str]:
         here = Path(folder)
         skipped = set()
         for name in names:
             relative = (here / name).relative_to(root)
-            if name in CACHE_NAMES or name.endswith((".pyc", ".egg-info")) or (here / name).is_symlink():
+            if name in policy.cache_names or name.endswith((".pyc", ".egg-info")) or (here / name).is_symlink():
                 skipped.add(name)
-            elif relative.parts[0] == "tests" and is_excluded_test(relative) and relative.name != "test_hidden.py":
+            elif policy.is_instructor_only_test(relative):
                 skipped.add(name)  # the grading tool's own tests (they carry fixture solutions)
-            elif relative.parts[0] == "grading" and len(relative.parts) == 2 and name in INSTRUCTOR_ONLY_GRADING:
+            elif relative.parts[0] == "grading" and len(relative.parts) == 2 and name in policy.instructor_only_grading:
                 skipped.add(name)
         return skipped
 
-    for folder in FOLDERS:
+    for folder in policy.folders:
         if folder != LEARNER_OWNED and (root / folder).is_dir():
             shutil.copytree(root / folder, into / folder, ignore=ignore)
     # grading/ is this grader's own code (its pytest plugin runs in the graded process), never a copy's.
     grader = Path(__file__).resolve().parents[1]
     shutil.copytree(grader, into / "grading", ignore=lambda folder, names: {
-        n for n in names if n in CACHE_NAMES or n.endswith(".pyc") or
-        (Path(folder) == grader and n in INSTRUCTOR_ONLY_GRADING)})
-    for name in FILES:
+        n for n in names if n in policy.cache_names or n.endswith(".pyc") or
+        (Path(folder) == grader and n in policy.instructor_only_grading)})
+    for name in policy.files:
         if (root / name).is_file():
             shutil.copyfile(root / name, into / name)
-    # The full rubric (hidden criteria included) replaces nothing: FOLDERS already copied exercises/ whole.
+    # The full rubric (hidden criteria included) replaces nothing: the policy's folders hold exercises/ whole.
 
 
 def _take_learner_files(root: Path, starters: Path, tree: GradedTree) -> None:
@@ -106,8 +108,9 @@ def _take_learner_files(root: Path, starters: Path, tree: GradedTree) -> None:
         entries = _learner_entries(starters, tree)
         if tree.refusals:
             return
+        cache_names = release_policy().cache_names
         for relative, mode in entries:
-            if any(part in CACHE_NAMES for part in relative.parts[:-1]) or relative.name in CACHE_NAMES:
+            if any(part in cache_names for part in relative.parts[:-1]) or relative.name in cache_names:
                 continue
             if stat.S_ISLNK(mode):
                 tree.skipped.append(f"{LEARNER_OWNED}/{relative.as_posix()} (a symlink)")

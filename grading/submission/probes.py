@@ -27,8 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from grading.core.errors import GradingError
-from grading.scoring.results import Run
-from grading.suite.runner import RunOptions, run_suite
+from grading.scoring.run import Run
+from grading.suite.options import RunOptions
+from grading.suite.runner import run_suite
 
 PYTEST_CONTROL = '''def test_the_graders_pytest_starts():
     assert True
@@ -58,7 +59,7 @@ AIRFLOW_CONTROL_TEST = '''from pathlib import Path
 
 import pytest
 
-from tests.harness.airflow_processes import airflow_processes  # noqa: F401 (the fixture)
+from tests.harness.api import airflow_processes  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.e2e
 

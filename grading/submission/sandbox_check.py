@@ -15,7 +15,8 @@ from pathlib import Path
 
 from grading.core.errors import GradingError
 from grading.suite import sandbox
-from grading.suite.runner import RunOptions, Sandbox, check_python_starts
+from grading.suite.options import RunOptions, Sandbox
+from grading.suite.runner import check_python_starts
 
 EXIT_NO_SANDBOX = 1
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grading.judge.plugin import StarterImportError
+from grading.api import StarterImportError
 from tests.harness.remote import in_subject
 from tests.harness.target import current_target
 

@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grading.core.channel import (
+from grading.api import (
     SUBJECT_MODE_VAR as MODE_VAR,  # "remote": the learner's code runs in a subject
 )
+from grading.api import measured_in_subject as _measured  # grading's own set: its recorder reads it per test
 from tests.harness import wire
 
 TRACE_VAR = "WORKBOOK_SUBJECT_TRACE"  # set: the subject's output and every error's traceback reach stderr
@@ -59,10 +60,7 @@ def enabled() -> bool:
 
 # What the current test measured inside the subject (its log records, a DAG run, a deployment, a patched
 # module): the learner's process reports those, so the judge counts them as the learner's output. The graded
-# record carries them per test (grading.judge.plugin), and the instructor's report lists their criteria.
-_measured: set[str] = set()
-
-
+# record carries them per test, and the instructor's report lists their criteria.
 def note_measured(kind: str) -> None:
     if enabled():
         _measured.add(kind)

@@ -24,7 +24,7 @@ import os
 import resource
 from pathlib import Path
 
-from grading.core.channel import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
+from grading.api import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
 
 PR_SET_DUMPABLE = 4
 # The grader's instructor-side packages (a graded tree has none: this holds if one ever ships) and the full rubric.
@@ -77,7 +77,7 @@ def starter(config) -> object:
 
     bwrap = wanted()
     if not os.access(bwrap, os.X_OK):  # the grader's bwrap is not mounted in its sandbox: the one that is
-        from grading.suite.sandbox import find_bwrap
+        from grading.api import find_bwrap
 
         bwrap = str(find_bwrap())
     protect_judge()

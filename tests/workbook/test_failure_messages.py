@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grading.judge.plugin import _message, lookup_message
+from grading.judge.messages import failure_message, lookup_message
 
 
 def failing(call) -> pytest.ExceptionInfo:
@@ -36,8 +36,8 @@ def test_the_grading_record_carries_that_line():
     payload = {"status": "error"}
     info = failing(lambda: payload["value"])
     report = SimpleNamespace(passed=False, skipped=False, longrepr=None, fspath=__file__)
-    got = _message(report, SimpleNamespace(excinfo=info))
-    assert "`payload` has no key 'value'" in got, f"_message for a failed lookup: got {got!r}"
+    got = failure_message(report, SimpleNamespace(excinfo=info))
+    assert "`payload` has no key 'value'" in got, f"failure_message for a failed lookup: got {got!r}"
 
 
 def test_a_lookup_error_raised_in_the_code_under_test_keeps_its_own_message():

@@ -12,7 +12,7 @@ import pytest
 
 from grading.cli import main
 from grading.core.rubric import load
-from grading.scoring.results import RESULTS_SCHEMA
+from grading.scoring.grade import RESULTS_SCHEMA
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 REPORT_FILES = ("report.md", "results.json", "junit.xml", "report.txt")
@@ -118,7 +118,8 @@ def test_check_runs_unit_tests_first_and_names_the_next_step(workbook, capsys):
 
 
 def test_check_gate_skips_slow_tests_of_an_exercise_whose_unit_tests_fail(workbook, tmp_path):
-    from grading.suite.runner import RunOptions, run_suite
+    from grading.suite.options import RunOptions
+    from grading.suite.runner import run_suite
 
     run = run_suite(RunOptions(root=workbook, target="starter", paths=["tests/ex01_mini"], gate="exercise",
                                per_test_timeout=20))
@@ -151,7 +152,7 @@ def test_exercise_names_a_learner_may_use(workbook):
 def test_rubric_problems_are_found(tmp_path):
     (tmp_path / "exercises").mkdir()
     (tmp_path / "exercises" / "rubric.toml").write_text(
-        'schema = 1\n[[exercise]]\nid = "ex09"\ntitle = "x"\ntext = "ex09_x.md"\nmodule = "x"\nnotebook = ""\n'
+        'schema = 1\n[[exercise]]\nid = "ex09"\ntitle = "x"\nmodule = "x"\n'
         'points = 5\n[[task]]\nid = "ex09.t1"\ntitle = "t"\nhints = []\n'
         '[[criterion]]\nid = "ex09.t1.a"\ntitle = "a"\npoints = 2\nhint = "h"\nvisibility = "secret"\n'
         '[[criterion]]\nid = "ex09.t2.b"\ntitle = "b"\npoints = 1\nhint = "h"\nvisibility = "public"\n',
@@ -170,17 +171,38 @@ def test_console_script_and_module_agree():
     assert script.exists(), f"{script}: the `workbook` console script is not installed (pip install -e .)"
 
 
-def test_the_installed_grading_package_needs_nothing_else_from_the_repo(tmp_path):
-    """`workbook` is installed as `grading` alone and runs from any folder (an instructor's CI job)."""
+def test_the_installed_grading_package_needs_nothing_else_from_the_repo(workbook, tmp_path):
+    """`workbook` is installed as `grading` alone and runs from any folder (an instructor's CI job): a copy of
+    the package with every subpackage, and nothing else of the repo, imports each of its modules, lists its
+    commands and builds a learner release."""
     import shutil
+    import sysconfig
 
-    shutil.copytree(Path(__file__).parents[2] / "grading", tmp_path / "grading",
+    lone = tmp_path / "lone"
+    shutil.copytree(Path(__file__).parents[2] / "grading", lone / "grading",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    modules = sorted(p.stem for p in (tmp_path / "grading").glob("*.py") if p.stem != "__main__")
-    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module('grading.' + name)\n"
-    done = subprocess.run([sys.executable, "-I", "-c", script, *modules], cwd=tmp_path,
-                          capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, f"importing grading.* from a folder without the repo:\n{done.stderr[-2000:]}"
+    # -S keeps this repo's editable install out (its finder would lend the copy any module it lacks);
+    # site-packages comes back as a plain folder for the third-party packages.
+    bootstrap = (f"import sys\nsys.path[:0] = [{str(lone)!r}]\n"
+                 f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n")
+
+    def lone_python(code: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-S", "-c", bootstrap + code, *args], cwd=lone,
+                              capture_output=True, text=True, check=False, timeout=300)
+
+    modules = sorted(".".join(p.relative_to(lone).with_suffix("").parts) for p in (lone / "grading").rglob("*.py")
+                     if p.name not in ("__init__.py", "__main__.py"))
+    assert "grading.judge.plugin" in modules and "grading.release.build" in modules, modules
+    imported = lone_python("import importlib, sys\nfor name in sys.argv[1:]:\n"
+                           f"    assert importlib.import_module(name).__file__.startswith({str(lone)!r}), name\n",
+                           *modules)
+    assert imported.returncode == 0, f"importing grading.* from the copy alone:\n{imported.stderr[-2000:]}"
+    command = "import runpy\nsys.argv = ['workbook', *sys.argv[1:]]\nrunpy.run_module('grading', run_name='__main__')\n"
+    listed = lone_python(command, "--help")
+    assert listed.returncode == 0 and "grade-submission" in listed.stdout, listed.stdout + listed.stderr
+    release = tmp_path / "release"
+    built = lone_python(command, "--root", str(workbook), "release", str(release), "--allow-dirty")
+    assert built.returncode == 0 and (release / "starters").is_dir(), built.stdout + built.stderr
 
 
 def test_a_hidden_criterion_keeps_its_hint_for_the_instructor(workbook, tmp_path):

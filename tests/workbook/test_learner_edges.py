@@ -125,7 +125,9 @@ def test_watch_notices_when_a_task_it_moved_past_breaks(workbook):
     import io
 
     from grading.core.rubric import load
-    from grading.learner.watch import LEGEND, Worker, watch_loop
+    from grading.learner.watch import watch_loop
+    from grading.learner.watch_view import LEGEND
+    from grading.learner.watch_worker import Worker
 
     starter = workbook / "starters" / "mini.py"
     add_done = BUSY_ADD.replace('''    Path(__file__).with_name("busy.pid").write_text(str(os.getpid()))
@@ -199,14 +201,14 @@ def test_pytest_names_the_line_a_hanging_test_was_cut_on(workbook):
 
 
 def _criterion(cid: str, message: str, status: str = "failed", visibility: str = "public"):
-    from grading.scoring.results import CriterionResult
+    from grading.scoring.grade import CriterionResult
 
     return CriterionResult(id=cid, title=f"title of {cid}", visibility=visibility, status=status, points=0,
                            max_points=1, message=message, hint=f"hint of {cid}", tests=[])
 
 
 def _grade_of(*tasks: tuple[str, list]):
-    from grading.scoring.results import ExerciseResult, Grade, TaskResult
+    from grading.scoring.grade import ExerciseResult, Grade, TaskResult
 
     task_results = [TaskResult(id=tid, title=f"task {tid}", points=0, max_points=len(cs), criteria=cs)
                     for tid, cs in tasks]
@@ -237,7 +239,7 @@ def test_a_report_tells_an_unfinished_task_in_one_line():
 
 def test_a_report_of_a_copy_that_does_not_import_says_why_once():
     from grading.scoring import reports
-    from grading.scoring.results import HIDDEN_MESSAGE
+    from grading.scoring.redaction import HIDDEN_MESSAGE
 
     broken = "starters/nine.py:38: SyntaxError: expected ':'"
     grade = _grade_of(("ex09.t1", [_criterion("ex09.t1.a", broken), _criterion("ex09.t1.b", broken)]),
@@ -286,7 +288,7 @@ class SaysFalse(BaseSensorOperator):
 def test_a_poke_that_returns_neither_bool_nor_poke_return_value_is_shown_with_its_type():
     import types
 
-    from grading.judge.plugin import _message, learner_notes
+    from grading.judge.messages import failure_message, learner_notes
     from tests.conftest import _note_odd_pokes
 
     module = types.ModuleType("starters.odd_sensors")
@@ -304,13 +306,13 @@ def test_a_poke_that_returns_neither_bool_nor_poke_return_value_is_shown_with_it
         excinfo = pytest.ExceptionInfo.from_exception(error)
     failed = SimpleNamespace(passed=False, skipped=False, fspath="tests/test_x.py", longrepr=None)
     try:
-        assert _message(failed, SimpleNamespace(excinfo=excinfo)) == f"AssertionError: got [('pending', True)]; {note}"
+        assert failure_message(failed, SimpleNamespace(excinfo=excinfo)) == f"AssertionError: got [('pending', True)]; {note}"
     finally:
         learner_notes.clear()
 
 
 def test_an_exception_raised_in_learner_code_names_its_line(tmp_path):
-    from grading.judge.plugin import _message
+    from grading.judge.messages import failure_message
 
     (tmp_path / "starters").mkdir()
     source = tmp_path / "starters" / "mod.py"
@@ -322,5 +324,5 @@ def test_an_exception_raised_in_learner_code_names_its_line(tmp_path):
     except AttributeError as error:
         excinfo = pytest.ExceptionInfo.from_exception(error)
     failed = SimpleNamespace(passed=False, skipped=False, fspath=str(tmp_path / "tests" / "test_x.py"), longrepr=None)
-    assert _message(failed, SimpleNamespace(excinfo=excinfo), tmp_path) == \
+    assert failure_message(failed, SimpleNamespace(excinfo=excinfo), tmp_path) == \
         "AttributeError: 'str' object has no attribute 'get' (at starters/mod.py:2 in read)"
