@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import aiohttp
@@ -27,15 +28,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from starters._todo import todo
 
-# You will also want: asyncio, time (time.monotonic), datetime.timedelta, and from airflow.sdk.exceptions
-# AirflowException, AirflowFailException, AirflowSensorTimeout.
+# You will also want: asyncio, time (time.monotonic), and from airflow.sdk.exceptions AirflowException,
+# AirflowFailException, AirflowSensorTimeout.
 
 DEFAULT_URL = "http://127.0.0.1:8086"  # `python -m fixtures vector-store`
 EMBEDDING_DIMENSION = 384  # what the store's embedding model produces
 REQUEST_TIMEOUT = 10.0  # seconds for one HTTP call
 # The trigger reports its own, detailed timeout; Airflow's deferral timeout is only the backstop for a
 # triggerer that died, so it must not win the race against the trigger.
-DEFERRAL_GRACE = 60.0
+DEFERRAL_GRACE = timedelta(seconds=60)
 HEALTH_QUERY = "How does a sensor wait for a condition?"
 
 IndexState = Literal["indexing", "ready", "failed"]
