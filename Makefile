@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: check watch hint test lint install lock clean notebooks lab mutation load-check mistakes airflow \
+.PHONY: check watch hint test lint dev-check install lock clean notebooks lab mutation load-check mistakes airflow \
 	playground-check
 
 # Re-installs only when the declared dependencies or their pins change.
@@ -105,6 +105,11 @@ mistakes: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+
+# Every exercise the rubric declares has its chapter (hint blocks current), starter and solution, tests (one
+# per criterion, files named per task), notebook and DAG files (`workbook dev new` scaffolds a new one).
+dev-check: $(INSTALLED)
+	$(BIN)/python -m grading dev check
 
 # Regenerates constraints.txt from a clean environment (needs the package registry); it pins `make lab`'s
 # JupyterLab too, which .venv never installs.

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grading.core.rubric import load
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "mutation"
 MUTMUT = Path(sys.executable).with_name("mutmut")
@@ -45,23 +47,22 @@ class Exercise:
     module: str
     tests: str
     dags: dict[str, str]  # DAG file -> task it belongs to
-    # No criterion of the exercise checks what its code logs: log calls are not mutated (their wording
-    # would only add survivors no chapter promise can kill). Exercises whose criteria read the log keep them.
     log_text_promised: bool = True
 
 
-EXERCISES = {
-    "ex04": Exercise("ex04", "custom_sensors", "tests/ex04_custom_sensors", {
-        "ex04_order_status.py": "t1", "ex04_api_health.py": "t2", "ex04_ml_readiness.py": "t3",
-        "ex04_adaptive_file.py": "t4", "ex04_circuit_breaker.py": "t5"}),
-    "ex11_3": Exercise("ex11_3", "custom_trigger", "tests/ex11_3_custom_trigger", {
-        "ex11_3_http_polling.py": "t2", "ex11_3_file_pattern.py": "t3"}, log_text_promised=False),
-    "ex11_4": Exercise("ex11_4", "vector_store_sensor", "tests/ex11_4_vector_store_sensor", {
-        "ex11_4_vector_pipeline.py": "t4"}),
-    "ex11_5": Exercise("ex11_5", "event_driven", "tests/ex11_5_event_driven", {
-        "ex11_5_landing_zone.py": "t1", "ex11_5_inbox.py": "t3", "ex11_5_sales_refresh.py": "t4",
-        "ex11_5_freshness.py": "t4"}),
-}
+# No criterion of these exercises checks what their code logs: log calls are not mutated (their wording would
+# only add survivors no chapter promise can kill). Every other exercise's criteria read the log.
+LOG_TEXT_NOT_PROMISED = {"ex11_3"}
+
+
+def rubric_exercises() -> dict[str, Exercise]:
+    """Every exercise of exercises/rubric.toml: its module, test folder, and the task each DAG file belongs to."""
+    return {e.id: Exercise(e.id, e.module, e.test_folder, {dag: t.number for t in e.tasks for dag in t.dags},
+                           log_text_promised=e.id not in LOG_TEXT_NOT_PROMISED)
+            for e in load(REPO).exercises}
+
+
+EXERCISES = rubric_exercises()
 
 
 def mutmut_config(exercise: Exercise) -> str:

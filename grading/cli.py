@@ -19,8 +19,9 @@ from grading.core.rubric import RubricError, find_root
 
 # Learner commands first; the instructor-only modules are left out of the learner release.
 COMMAND_MODULES = ("learner.check", "learner.watch", "learner.hint", "learner.grade", "learner.playground",
-                   "submission.submission", "classroom.grade_class", "classroom.status", "release.build",
-                   "instrument.verify_suite", "instrument.mistakes", "submission.sandbox_check")
+                   "learner.steer", "submission.submission", "classroom.grade_class", "classroom.gradebook",
+                   "classroom.status", "release.build",
+                   "instrument.verify_suite", "instrument.mistakes", "submission.sandbox_check", "dev.command")
 EXIT_COULD_NOT_RUN = 2
 # Commands that run the graded suite with this interpreter: they need the workbook's environment.
 SUITE_COMMANDS = {"check", "watch", "grade", "airflow"}
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.root = (args.root or find_root()).resolve()
         return args.handler(args)
-    except (RubricError, GradingError, KeyError) as error:
+    except (RubricError, GradingError) as error:
         print(f"workbook {args.command}: {error.args[0] if error.args else error}", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grading.core.errors import RubricError
+from grading.core.errors import RubricError, UnknownExercise
 
 SCHEMA = 1
 RUBRIC_PATH = Path("exercises") / "rubric.toml"
@@ -64,14 +64,18 @@ class Task:
 
 @dataclass(frozen=True)
 class Exercise:
+    """An exercise's files are named after its slug `<id>_<module>`: exercises/<slug>.md, notebooks/<slug>.ipynb,
+    tests/<slug>/, and its module is starters/<module>.py and solutions/<module>.py."""
     id: str
     title: str
-    text: str
     module: str
-    notebook: str
     points: int
     tasks: tuple[Task, ...] = ()
-    tests: str | None = None  # optional: the test folder, when it is not named after `text`
+
+    @property
+    def slug(self) -> str:
+        """`ex04_custom_sensors` for the exercise `ex04` whose module is `custom_sensors`."""
+        return f"{self.id}_{self.module}"
 
     @property
     def criteria(self) -> tuple[Criterion, ...]:
@@ -79,13 +83,15 @@ class Exercise:
 
     @property
     def chapter(self) -> str:
-        """The chapter's path from the root (`text` may be given as `ex04_x.md` or `exercises/ex04_x.md`)."""
-        return self.text if "/" in self.text else f"exercises/{self.text}"
+        return f"exercises/{self.slug}.md"
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.slug}.ipynb"
 
     @property
     def test_folder(self) -> str:
-        """`tests/ex04_custom_sensors` for the chapter `ex04_custom_sensors.md`."""
-        return self.tests or f"tests/{Path(self.text).stem}"
+        return f"tests/{self.slug}"
 
     @property
     def criteria_points(self) -> int:
@@ -107,23 +113,23 @@ class Rubric:
         return sum(e.criteria_points for e in self.exercises)
 
     def exercise(self, name: str) -> Exercise:
-        """Find an exercise the way a learner names it: `ex04`, `4`, `ex04_custom_sensors`, `custom_sensors`."""
+        """Find an exercise the way a learner names it: `ex04`, `4`, `ex04_custom_sensors`, `custom_sensors`
+        (UnknownExercise, naming the known ones, when none is)."""
         wanted = name.strip().lower().removesuffix(".md").removeprefix("tests/").rstrip("/")
         for exercise in self.exercises:
-            names = {exercise.id, Path(exercise.text).stem, exercise.module, Path(exercise.test_folder).name}
+            names = {exercise.id, exercise.slug, exercise.module}
             digits = re.sub(r"\D", "", exercise.id)
             if wanted in names or (wanted.isdigit() and digits and int(wanted) == int(digits)):
                 return exercise
-        known = ", ".join(e.id for e in self.exercises) or "none yet"
-        raise KeyError(f"no exercise {name!r} in the rubric (known: {known})")
+        raise UnknownExercise(name, [e.id for e in self.exercises])
 
     def task(self, exercise: Exercise, name: str) -> Task:
+        """Find a task as `t1`, `1` or `ex04.t1` (UnknownExercise, naming the exercise's tasks, when none is)."""
         wanted = name.strip().lower()
         for task in exercise.tasks:
             if wanted in {task.id, task.number, task.number.removeprefix("t")}:
                 return task
-        known = ", ".join(t.number for t in exercise.tasks) or "none"
-        raise KeyError(f"{exercise.id} has no task {name!r} (tasks: {known})")
+        raise UnknownExercise(name, [t.number for t in exercise.tasks], exercise=exercise.id)
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -180,13 +186,13 @@ def load(root: Path) -> Rubric:
     for raw in data.get("exercise", []):
         try:
             exercise = Exercise(
-                id=str(raw["id"]), title=str(raw["title"]), text=str(raw["text"]), module=str(raw["module"]),
-                notebook=str(raw.get("notebook", "")), points=raw["points"],
-                tasks=tuple(tasks_by_exercise.pop(str(raw["id"]), [])), tests=raw.get("tests"),
+                id=str(raw["id"]), title=str(raw["title"]), module=str(raw["module"]), points=raw["points"],
+                tasks=tuple(tasks_by_exercise.pop(str(raw["id"]), [])),
             )
         except KeyError as missing:
             problems.append(f"exercise {raw.get('id', raw)!r} has no {missing.args[0]}")
             continue
+        _refuse_stale_paths(path, raw, exercise)
         exercises.append(exercise)
 
     for task_id, orphans in criteria_by_task.items():
@@ -197,6 +203,24 @@ def load(root: Path) -> Rubric:
     rubric = Rubric(exercises=tuple(exercises), path=path)
     rubric.problems_found = problems + _consistency_problems(rubric)
     return rubric
+
+
+# Keys an exercise once declared and now derives from its slug: still accepted when they say the same.
+DERIVED_KEYS = {
+    "text": lambda e: (e.chapter, Path(e.chapter).name),
+    "notebook": lambda e: (e.notebook,),
+    "tests": lambda e: (e.test_folder, f"{e.test_folder}/"),
+}
+
+
+def _refuse_stale_paths(path: Path, raw: dict, exercise: Exercise) -> None:
+    """A declared path that differs from the derived one would be silently ignored: refuse it instead."""
+    for key, derived in DERIVED_KEYS.items():
+        if key in raw and raw[key] not in derived(exercise):
+            raise RubricError(
+                f"{path}: exercise {exercise.id!r} declares {key} = {raw[key]!r}, but its files are named after "
+                f"its slug {exercise.slug!r} ({derived(exercise)[0]}): drop the {key!r} key (and rename the file "
+                "if it is named otherwise)")
 
 
 def _string_list(raw: dict, key: str, task_id: str, problems: list[str]) -> tuple[str, ...]:
@@ -244,6 +268,9 @@ def _consistency_problems(rubric: Rubric) -> list[str]:
             seen.add(value)
         if not re.fullmatch(r"[a-z][a-z0-9_]*", exercise.id):
             problems.append(f"exercise id {exercise.id!r}: use lowercase letters, digits and _ (e.g. ex04)")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", exercise.module):
+            problems.append(f"{exercise.id}: module {exercise.module!r} is not a module name (lowercase letters, "
+                            "digits and _, e.g. custom_sensors)")
         if not isinstance(exercise.points, int) or isinstance(exercise.points, bool):
             problems.append(f"{exercise.id}: points must be an integer, got {exercise.points!r}")
         elif exercise.points != exercise.criteria_points:

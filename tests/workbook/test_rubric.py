@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grading.core.rubric import CRITERION_ID, load
-from grading.scoring.results import read_events
+from grading.scoring.run import read_events
 from tests.harness.target import REPO_ROOT
 
 RUBRIC = load(REPO_ROOT)
@@ -57,7 +57,7 @@ def test_rubric_is_consistent():
 def test_exercise_has_its_files(exercise_id):
     exercise = next((e for e in RUBRIC.exercises if e.id == exercise_id), None)
     assert exercise is not None, f"tests/{exercise_id}/ has no [[exercise]] in exercises/rubric.toml " \
-                                 "(its folder must be named after the exercise's `text`)"
+                                 "(its folder must be named after the exercise's slug, <id>_<module>)"
     # The learner release has no solutions/: there every other file must still be there.
     solution = [f"solutions/{exercise.module}.py"] if (REPO_ROOT / "solutions").is_dir() else []
     missing = [path for path in (exercise.chapter, f"starters/{exercise.module}.py", *solution,
