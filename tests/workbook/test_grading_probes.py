@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from grading.scoring import results
-from grading.scoring.results import Run
+from grading.scoring.run import Run
+from grading.scoring.run import TestOutcome as Outcome  # named Test*, pytest would collect it
 from grading.submission import graded_tree, probes
 from grading.suite import sandbox
-from grading.suite.runner import RunOptions, Sandbox
+from grading.suite.options import RunOptions, Sandbox
 from tests.workbook.grading_fixtures.builder import make_workbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def infrastructure_run() -> Run:
-    blamed = results.TestOutcome(nodeid="tests/ex11/test_e2e.py::test_run", path="tests/ex11/test_e2e.py",
+    blamed = Outcome(nodeid="tests/ex11/test_e2e.py::test_run", path="tests/ex11/test_e2e.py",
                          criteria=["ex11.t1.a"], speed=2, outcome="infrastructure", message="the triggerer died")
-    passed = results.TestOutcome(nodeid="tests/ex11/test_e2e.py::test_other", path="tests/ex11/test_e2e.py",
+    passed = Outcome(nodeid="tests/ex11/test_e2e.py::test_other", path="tests/ex11/test_e2e.py",
                          criteria=["ex11.t1.b"], speed=2, outcome="passed", message="")
     return Run(tests={t.nodeid: t for t in (blamed, passed)})
 

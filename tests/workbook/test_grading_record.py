@@ -15,7 +15,8 @@ import pytest
 
 from grading.core.rubric import load
 from grading.scoring.grade import grade
-from grading.scoring.run import Run, TestOutcome
+from grading.scoring.run import Run
+from grading.scoring.run import TestOutcome as Outcome  # named Test*, pytest would collect it
 from grading.submission import inventory
 from grading.suite import record_check, record_schema
 from grading.suite.supervision import _Collector
@@ -124,12 +125,12 @@ def workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def outcome(nodeid: str, criteria: list[str], result: str = "failed", message: str = "boom") -> TestOutcome:
-    return TestOutcome(nodeid=nodeid, path=nodeid.split("::")[0], criteria=criteria, speed=0, outcome=result,
+def outcome(nodeid: str, criteria: list[str], result: str = "failed", message: str = "boom") -> Outcome:
+    return Outcome(nodeid=nodeid, path=nodeid.split("::")[0], criteria=criteria, speed=0, outcome=result,
                        message=message)
 
 
-def confined(workbook: Path, tests: list[TestOutcome], **run) -> tuple[Run, list[str]]:
+def confined(workbook: Path, tests: list[Outcome], **run) -> tuple[Run, list[str]]:
     rubric = load(workbook)
     known = inventory.Inventory.of_tree(workbook, list(rubric.exercises))
     result = Run(tests={t.nodeid: t for t in tests}, **run)

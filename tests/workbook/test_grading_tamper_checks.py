@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import random
 
-from grading.scoring import results
-from grading.scoring.results import Run, redact
+from grading.scoring.redaction import redact
+from grading.scoring.run import Run
+from grading.scoring.run import TestOutcome as Outcome  # named Test*, pytest would collect it
 from grading.submission import canaries, graded_tree, review
 from grading.suite import record_check
 
@@ -55,7 +56,7 @@ def test_canaries_must_report_what_they_must(tmp_path):
     for canary in planted:
         path = workbook / canary.nodeid.split("::")[0]
         assert path.parent.parent.name == "tests" and "@pytest.mark.criterion(" in path.read_text(), path
-    run = Run(tests={c.nodeid: results.TestOutcome(c.nodeid, "", [], 0, outcome=c.must) for c in planted})
+    run = Run(tests={c.nodeid: Outcome(c.nodeid, "", [], 0, outcome=c.must) for c in planted})
     assert canaries.evidence(planted, run, run_was_cut=False) == []
     liar = planted[-1] if planted[-1].must == "failed" else planted[0]
     run.tests[liar.nodeid].outcome = "passed" if liar.must == "failed" else "failed"
@@ -114,7 +115,7 @@ def test_a_venv_reached_through_a_symlink_runs_in_the_sandbox(tmp_path):
     from pathlib import Path
 
     from grading.suite import sandbox
-    from grading.suite.runner import sandbox_env
+    from grading.suite.options import sandbox_env
 
     linked = tmp_path / "linked"
     linked.mkdir()
