@@ -4,7 +4,7 @@ tests/conftest.py and the exercises' tests import.
 The graded run and the suite share a few things: the names of the environment variables the grader sets
 (grading.core.channel), the error a starter's broken import raises, the judge plugin's failure-message
 helpers and the notes it attaches to a failure, the check that the suite runs in the workbook's venv, the
-rubric, and where the sandbox finds bubblewrap. Anything else of grading is the tool's own.
+speed classes tests run in, the rubric, and where the sandbox finds bubblewrap. Anything else of grading is the tool's own.
 
 Names are imported lazily: a harness module imported in the learner's subject process pulls in only the
 module of grading that owns the name it uses.
@@ -21,6 +21,7 @@ _EXPORTS = {  # name -> (module of grading, its name there)
     "RubricError": ("core.errors", "RubricError"),
     "load_rubric": ("core.rubric", "load"),
     "wrong_environment": ("core.environment", "wrong_environment"),
+    "speed_of": ("core.speed", "speed_of"),
     "find_bwrap": ("suite.sandbox", "find_bwrap"),
     "learner_notes": ("judge.messages", "learner_notes"),
     "measured_in_subject": ("judge.messages", "measured_in_subject"),

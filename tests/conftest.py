@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grading.api import wrong_environment
+from grading.api import speed_of, wrong_environment
 from tests.harness import infrastructure
 from tests.harness.target import (
     ENV_VAR,
@@ -30,8 +30,6 @@ if _WRONG_ENVIRONMENT:
     print(f"ERROR: {_WRONG_ENVIRONMENT}", file=sys.stderr)
     raise SystemExit(pytest.ExitCode.USAGE_ERROR)
 pytest_plugins = ["fixtures.pytest_plugin"]
-
-SPEED_ORDER = {"e2e": 2, "integration": 1}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,10 +222,7 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         session.config.hook.pytest_deselected(items=stood_for)
     items[:0] = _starter_import_items(session)
 
-    def speed(item: pytest.Item) -> int:
-        return max((SPEED_ORDER.get(m.name, 0) for m in item.iter_markers()), default=0)
-
-    items.sort(key=speed)
+    items.sort(key=lambda item: speed_of(m.name for m in item.iter_markers()))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """`data` in `path`, written to a temporary file beside it and renamed; `mode` is set before the rename
-    (the file is private to its owner until then: mkstemp creates it 0600)."""
+    (mkstemp creates the file 0600, private to its owner until then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -23,18 +23,17 @@ def write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
 def write_json(path: Path, data: Any, *, indent: int | None = 2, sort_keys: bool = True,
-               mode: int | None = None) -> None:
+               mode: int = 0o644) -> None:
     write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n", mode=mode)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from grading.core.atomic import write_json
 from grading.core.rubric import load
 
 STATE_FILE = Path(".cache") / "hints-seen.json"
@@ -59,7 +60,4 @@ def _read(path: Path) -> dict[str, int]:
 
 
 def _write(path: Path, seen: dict[str, int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seen, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, seen, indent=1)

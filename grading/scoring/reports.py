@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from grading.core.atomic import write_text
 from grading.scoring.grade import Grade, TaskResult
 from grading.scoring.redaction import HIDDEN_MESSAGE, HIDDEN_NOT_RUN
 
@@ -198,9 +199,7 @@ def write_all(grade: Grade, out: Path) -> dict[str, Path]:
     written = {}
     for name, text in files.items():
         path = out / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, text)
         written[name] = path
     return written
 
