@@ -1,1 +1,1 @@
-""""""
+"""grade-class, gradebook and class-status (instructor only): a whole class graded into a gradebook."""

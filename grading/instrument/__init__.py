@@ -1,1 +1,1 @@
-""""""
+"""verify-suite and mistakes (instructor only): the suite measured as an instrument."""

@@ -1,1 +1,1 @@
-""""""
+"""The learner's commands: check, watch, hint, grade, and the playground (airflow, steer)."""
