@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from tests.ex11_4_vector_store_sensor.helpers import (
     COLLECTION,
     add_documents,
     index_everything,
+    outcome,
     status_requests,
 )
 from tests.harness import drive_deferral, make_context
@@ -27,22 +29,13 @@ def make_sensor(vector_store_sensor, store, **overrides):
     return vector_store_sensor.VectorStoreSensor(**(arguments | overrides))
 
 
-def timed(call):
-    """`call()`'s result or exception, and how long it took."""
-    started = time.monotonic()
-    try:
-        return call(), None, time.monotonic() - started
-    except (Exception, TaskDeferred) as exc:
-        return None, exc, time.monotonic() - started
-
-
 # ---- ex11_4.t2.validates_collection ---------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t2.validates_collection")
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "poke"])
 def test_unknown_collection_fails_at_once(vector_store_sensor, make_store, deferrable):
     store = make_store("qdrant")
     sensor = make_sensor(vector_store_sensor, store, collection_name="no-such-collection", deferrable=deferrable, timeout=2)
-    _, error, took = timed(lambda: call_execute(sensor))
+    _, error, took = outcome(lambda: call_execute(sensor))
     assert isinstance(error, AirflowFailException), (
         f"VectorStoreSensor(deferrable={deferrable}).execute() on a collection that does not exist: expected "
         f"AirflowFailException at once (waiting cannot create it), got {error!r} after {took:.1f} s"
@@ -58,7 +51,7 @@ def test_ready_collection_returns_without_deferring(vector_store_sensor, make_st
     store = make_store("qdrant")
     add_documents(store, 10)
     index_everything(store)
-    result, error, _ = timed(lambda: call_execute(make_sensor(vector_store_sensor, store)))
+    result, error, _ = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store)))
     assert error is None, f"VectorStoreSensor.execute() on a ready collection: expected no deferral, got {error!r}"
     assert isinstance(result, dict) and result.get("document_count") == 10 and result.get("state") == "ready", (
         f"VectorStoreSensor.execute() on a ready collection of 10: expected the stats as XCom "
@@ -71,7 +64,7 @@ def test_a_ready_collection_with_too_few_documents_is_not_complete(vector_store_
     store = make_store("qdrant")
     add_documents(store, 5)
     index_everything(store)
-    result, error, _ = timed(lambda: call_execute(make_sensor(vector_store_sensor, store, expected_count=10)))
+    result, error, _ = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store, expected_count=10)))
     assert isinstance(error, TaskDeferred), (
         f"VectorStoreSensor(expected_count=10).execute() on a ready collection of 5: expected a deferral (the "
         f"quick check asks what the trigger asks: ready and at least expected_count), got result {result!r}, "
@@ -84,7 +77,7 @@ def test_indexing_collection_defers_to_the_trigger(vector_store_sensor, make_sto
     store = make_store("chroma")
     add_documents(store, 10)  # frozen clock: indexing
     sensor = make_sensor(vector_store_sensor, store, poke_interval=3, timeout=600)
-    _, deferral, _ = timed(lambda: call_execute(sensor))
+    _, deferral, _ = outcome(lambda: call_execute(sensor))
     assert isinstance(deferral, TaskDeferred), (
         f"VectorStoreSensor.execute() while indexing: expected self.defer(...) (TaskDeferred), got {deferral!r}"
     )
@@ -118,9 +111,15 @@ def test_deferred_sensor_resumes_with_the_stats(vector_store_sensor, make_store,
 # ---- ex11_4.t2.poke_mode --------------------------------------------------------------------------------
 @pytest.mark.criterion("ex11_4.t2.poke_mode")
 def test_poke_mode_waits_in_the_worker(vector_store_sensor, make_store, backend):
-    store = make_store(backend, index_rate=10, time_scale=10)  # 10 documents in 0.1 s
+    store = make_store(backend, index_rate=10, time_scale=10)  # 10 documents in 0.1 s, once resumed
+    # Indexing holds at 5 of 10 documents until the sensor has looked once, however slow its start-up: a sensor
+    # that waits must then look again to see the build finish.
+    store.store.create_collection(COLLECTION, 384, exist_ok=True)
+    store.store.stall(COLLECTION, at=5)
     add_documents(store, 10)
-    result, error, _ = timed(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False)))
+    resumer = threading.Thread(target=resume_after_first_check, args=(store, backend), daemon=True)
+    resumer.start()
+    result, error, _ = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False)))
     polls = status_requests(store, backend)
     assert error is None and isinstance(result, dict) and result.get("document_count") == 10, (
         f"VectorStoreSensor(deferrable=False).execute() while 10 documents get indexed: expected it to poke until "
@@ -129,12 +128,19 @@ def test_poke_mode_waits_in_the_worker(vector_store_sensor, make_store, backend)
     assert polls >= 2, f"poke mode: expected several status checks while indexing, got {polls}"
 
 
+def resume_after_first_check(store, backend, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while status_requests(store, backend) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store.store.resume(COLLECTION)
+
+
 @pytest.mark.criterion("ex11_4.t2.poke_mode")
 def test_poke_mode_fails_on_a_failed_build(vector_store_sensor, make_store):
     store = make_store("qdrant", index_rate=10, time_scale=10)
     add_documents(store, 10)
     store.store.fail(COLLECTION, "vector payload too large", at=3)
-    _, error, took = timed(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False, timeout=3)))
+    _, error, took = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False, timeout=3)))
     assert isinstance(error, AirflowFailException) and "vector payload too large" in str(error) and took < 2, (
         f"VectorStoreSensor(deferrable=False) on an index build that fails: expected AirflowFailException with the "
         f"store's reason at once, got {error!r} after {took:.1f} s"
@@ -145,7 +151,7 @@ def test_poke_mode_fails_on_a_failed_build(vector_store_sensor, make_store):
 def test_poke_mode_times_out_like_a_sensor(vector_store_sensor, make_store):
     store = make_store("qdrant")
     add_documents(store, 10)
-    _, error, took = timed(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False, timeout=0.3)))
+    _, error, took = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store, deferrable=False, timeout=0.3)))
     assert isinstance(error, AirflowSensorTimeout) and took < 2, (
         f"VectorStoreSensor(deferrable=False, timeout=0.3) on a collection that never finishes: expected "
         f"AirflowSensorTimeout, got {error!r} after {took:.1f} s"
@@ -158,7 +164,7 @@ def test_failed_build_while_deferred_fails_the_task(vector_store_sensor, make_st
     store = make_store(backend, index_rate=10, time_scale=10)
     add_documents(store, 10)
     store.store.fail(COLLECTION, "HNSW graph build crashed", at=5)
-    _, error, took = timed(lambda: drive_deferral(make_sensor(vector_store_sensor, store, timeout=4)))
+    _, error, took = outcome(lambda: drive_deferral(make_sensor(vector_store_sensor, store, timeout=4)))
     assert isinstance(error, AirflowFailException) and "HNSW graph build crashed" in str(error), (
         f"deferred VectorStoreSensor whose index build fails: expected execute_complete to raise "
         f"AirflowFailException with the store's reason, got {error!r} after {took:.1f} s"
@@ -170,7 +176,7 @@ def test_timeout_while_deferred_raises_a_sensor_timeout_with_detail(vector_store
     store = make_store("qdrant")
     add_documents(store, 10)
     store.clock.advance(7 / store.store.index_rate)  # stuck at 7/10
-    _, error, took = timed(lambda: drive_deferral(make_sensor(vector_store_sensor, store, timeout=0.4)))
+    _, error, took = outcome(lambda: drive_deferral(make_sensor(vector_store_sensor, store, timeout=0.4)))
     assert isinstance(error, AirflowSensorTimeout), (
         f"deferred VectorStoreSensor(timeout=0.4) stuck at 7/10: expected AirflowSensorTimeout, got {error!r}"
     )
@@ -208,7 +214,7 @@ def test_unexpected_event_is_not_success(vector_store_sensor, make_store):
 def test_poke_mode_logs_progress(vector_store_sensor, make_store, learner_log):
     store = make_store("qdrant", index_rate=1, time_scale=50)  # 20 documents in 0.4 s
     add_documents(store, 20)
-    _, error, _ = timed(lambda: call_execute(make_sensor(vector_store_sensor, store, expected_count=20, deferrable=False,
+    _, error, _ = outcome(lambda: call_execute(make_sensor(vector_store_sensor, store, expected_count=20, deferrable=False,
                                                          poke_interval=0.05)))
     assert error is None, f"VectorStoreSensor(deferrable=False) while indexing 20 documents: got {error!r}"
     lines = learner_log.lines()
