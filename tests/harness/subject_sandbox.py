@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import sys
 from pathlib import Path
 
 from grading.api import SUBJECT_BWRAP_VAR as BWRAP_VAR  # set by the grader: start the subject in it
@@ -49,8 +50,11 @@ def command(bwrap: str, tree: Path, shared: list[Path]) -> list[str]:
     args = [bwrap, "--unshare-user", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
-    if tree.is_relative_to("/tmp"):  # the graded tree lives in the judge's /tmp: back, read-only
-        args += ["--ro-bind", str(tree), str(tree)]
+    # What lives in the judge's /tmp and the subject needs, back, read-only: the graded tree, and the Python
+    # installation (a workbook checked out under /tmp has its venv there).
+    for folder in sorted({tree, *python_installation()}):
+        if folder.is_relative_to("/tmp") and folder.is_dir():
+            args += ["--ro-bind", str(folder), str(folder)]
     for folder in shared:
         if folder.is_dir():
             args += ["--bind", str(folder), str(folder)]
@@ -59,6 +63,11 @@ def command(bwrap: str, tree: Path, shared: list[Path]) -> list[str]:
     for folder in hidden_folders(tree):
         args += ["--tmpfs", str(folder), "--remount-ro", str(folder)]
     return [*args, "--chdir", str(tree), "--"]
+
+
+def python_installation() -> set[Path]:
+    """The folders the subject's Python runs from: the venv and the interpreter it was made from."""
+    return {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent.parent}
 
 
 def hidden_files(tree: Path) -> list[Path]:

@@ -188,3 +188,20 @@ def test_the_judge_cannot_import_the_learners_code(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ImportError, match="never imports the learner's code"):
         __import__("starters.custom_sensors")
+
+
+def test_a_workbook_checked_out_under_tmp_still_has_its_python_in_the_subject(tmp_path, monkeypatch):
+    """The subject gets a /tmp of its own: the venv of a checkout under /tmp must be mounted back into it."""
+    from tests.harness import subject_sandbox
+
+    venv, tree = tmp_path / "checkout" / ".venv", tmp_path / "tree"
+    (venv / "bin").mkdir(parents=True)
+    tree.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    args = subject_sandbox.command("bwrap", tree, [])
+    assert str(tmp_path).startswith("/tmp/"), f"this test needs its tmp_path under /tmp, got {tmp_path}"
+    own_tmp = args.index("/tmp")
+    bound = [(args[i + 1], args[i + 2]) for i in range(own_tmp, len(args) - 2) if args[i] == "--ro-bind"]
+    assert (str(venv), str(venv)) in bound and (str(tree), str(tree)) in bound, (
+        f"subject_sandbox.command() with the venv at {venv}: expected it and the tree bound back after the "
+        f"subject's own /tmp, got {args}")
