@@ -105,6 +105,20 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def wait_for_state(what: str, read_state, wanted: str, timeout: float) -> None:
+    """Until `read_state()` is `wanted`; a failure names the last state seen (a failed task is not a slow one)."""
+    seen: list[str | None] = []
+
+    def reached() -> bool:
+        seen.append(read_state())
+        return seen[-1] == wanted
+
+    try:
+        wait_until(f"{what} {wanted}", reached, timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last state seen: {seen[-1] if seen else None!r}") from None
+
+
 def wait_until(what: str, check, timeout: float, driver=None):
     deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
@@ -168,7 +182,7 @@ def test_a_deferred_task_finishes_in_the_ui(playground: dict, browser: webdriver
     run_id = wait_until("the new run in the grid", lambda: _run_id(browser, url), 60, browser)
 
     # Deferred: in the API the UI reads, and on the task instance's own page.
-    wait_until(f"{TASK_ID} deferred", lambda: task_state(playground, run_id) == "deferred", 90)
+    wait_for_state(TASK_ID, lambda: task_state(playground, run_id), "deferred", 90)
     browser.get(f"{url}/dags/{DAG_ID}/runs/{quote(run_id)}/tasks/{TASK_ID}")
     wait_until("the page saying deferred", lambda: page_state(browser, "deferred"), 60, browser)
     # The task's log, shown on the same page, carries the triggerer's own lines once it has the trigger.
@@ -180,8 +194,8 @@ def test_a_deferred_task_finishes_in_the_ui(playground: dict, browser: webdriver
     steer = subprocess.run([sys.executable, "-m", "grading", "steer", "--state-dir", str(playground["state"]),
                             "health", "healthy"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert steer.returncode == 0, steer.stderr
-    wait_until(f"{TASK_ID} successful", lambda: task_state(playground, run_id) == "success", 90)
-    wait_until("the run successful", lambda: run_state(playground, run_id) == "success", 90)
+    wait_for_state(TASK_ID, lambda: task_state(playground, run_id), "success", 90)
+    wait_for_state("the run", lambda: run_state(playground, run_id), "success", 90)
     browser.get(f"{url}/dags/{DAG_ID}/runs/{quote(run_id)}")
     wait_until("the run page saying success", lambda: page_state(browser, "success"), 60, browser)
     browser.save_screenshot(str(shots / "playground-success.png"))
