@@ -121,6 +121,13 @@ def qdrant_status_body(points: int, indexed: int, status: str = "yellow", dimens
             "status": "ok", "time": 0.0001}
 
 
+def make_sensor(vector_store_sensor, store, **overrides):
+    """A VectorStoreSensor on `store`'s collection of 10 documents, quick to poke and to time out."""
+    arguments = dict(task_id="wait_for_index", collection_name=COLLECTION, expected_count=10,
+                     backend=store.backend, base_url=store.url, poke_interval=0.02, timeout=5)
+    return vector_store_sensor.VectorStoreSensor(**(arguments | overrides))
+
+
 def outcome(call):
     """`call()`'s result or exception, and how long it took."""
     started = time.monotonic()

@@ -14,6 +14,7 @@ from tests.ex11_4_vector_store_sensor.helpers import (
     COLLECTION,
     add_documents,
     index_everything,
+    make_sensor,
     outcome,
     status_requests,
 )
@@ -21,12 +22,6 @@ from tests.harness import drive_deferral, make_context
 from tests.harness.context import call_execute
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def make_sensor(vector_store_sensor, store, **overrides):
-    arguments = dict(task_id="wait_for_index", collection_name=COLLECTION, expected_count=10,
-                     backend=store.backend, base_url=store.url, poke_interval=0.02, timeout=5)
-    return vector_store_sensor.VectorStoreSensor(**(arguments | overrides))
 
 
 # ---- ex11_4.t2.validates_collection ---------------------------------------------------------------------

@@ -8,18 +8,18 @@ import re
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSensorTimeout
 
-from tests.ex11_4_vector_store_sensor.helpers import COLLECTION, add_documents, index_everything, outcome
+from tests.ex11_4_vector_store_sensor.helpers import (
+    COLLECTION,
+    add_documents,
+    index_everything,
+    make_sensor,
+    outcome,
+)
 from tests.harness import make_context
 from tests.harness.context import call_execute
 from tests.harness.reschedule import RescheduledTask
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def make_sensor(vector_store_sensor, store, **overrides):
-    arguments = dict(task_id="wait_for_index", collection_name=COLLECTION, expected_count=10,
-                     backend=store.backend, base_url=store.url, poke_interval=0.02, timeout=5)
-    return vector_store_sensor.VectorStoreSensor(**(arguments | overrides))
 
 
 # ---- ex11_4.t2.validates_collection ---------------------------------------------------------------------
